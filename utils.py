@@ -73,3 +73,44 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"--device {name}: CUDA is not available on this machine")
     return device
+
+
+# --- checkpoints -------------------------------------------------------------------------------------------------
+# A checkpoint this project writes is a plain ACRNet state-dict (so `net.load_state_dict(torch.load(path,
+# weights_only=True))` works, as with the authors' files) whose `_metadata[""]["acrnet"]` entry carries the class
+# list, dataset name and config. PyTorch keeps `_metadata` through save/load and ignores unknown entries in it.
+
+_META_KEY = "acrnet"
+
+
+def save_checkpoint(state_dict: dict[str, torch.Tensor], path: str | os.PathLike, meta: dict[str, Any]) -> None:
+    """Atomically write `state_dict` with `meta` (JSON-like: classes, data_name, config) attached."""
+    sd = type(state_dict)(state_dict)  # shallow copy: do not touch the caller's metadata
+    metadata = dict(getattr(state_dict, "_metadata", {}) or {})
+    metadata[""] = {**metadata.get("", {}), _META_KEY: meta}
+    sd._metadata = type(getattr(state_dict, "_metadata", None) or {})(metadata)  # type: ignore[attr-defined]
+    atomic_torch_save(sd, path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, num_classes: int | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """Load a checkpoint safely (`weights_only=True`) → (state_dict, meta or None for the authors' plain files).
+
+    Raises InputError (one line naming the file) if it is missing, unreadable, not an ACRNet state-dict, or made
+    for another class count than `num_classes`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint file not found")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, or not a torch file: pickle/zip errors vary
+        raise InputError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})") from None
+    if not isinstance(sd, dict) or "cas_rgb_encoder.2.weight" not in sd:
+        raise InputError(f"{path}: not an ACRNet state-dict (no 'cas_rgb_encoder.2.weight' entry)")
+    found = int(sd["cas_rgb_encoder.2.weight"].shape[0])
+    if num_classes is not None and found != num_classes:
+        raise InputError(f"{path}: checkpoint is for {found} classes, but the dataset has {num_classes}")
+    meta = (getattr(sd, "_metadata", None) or {}).get("", {}).get(_META_KEY)
+    return sd, meta

@@ -22,3 +22,26 @@ def test_atomic_np_save_exact_name(tmp_path):
     atomic_np_save(np.arange(6, dtype=np.float32).reshape(3, 2), target)
     assert np.load(target).shape == (3, 2)
     assert [p.name for p in tmp_path.iterdir()] == ["v_rgb.npy"]
+
+
+def test_checkpoint_metadata_round_trip_and_plain_load(tmp_path):
+    import torch
+
+    from utils import InputError, load_checkpoint, save_checkpoint
+
+    net = torch.nn.Module()
+    net.cas_rgb_encoder = torch.nn.Sequential(torch.nn.Conv1d(4, 4, 1), torch.nn.ReLU(), torch.nn.Conv1d(4, 3, 1))
+    meta = {"classes": ["a", "b", "c"], "data_name": "thumos14", "config": {"init_lr": 1e-4}}
+    save_checkpoint(net.state_dict(), tmp_path / "m.pth", meta)
+    sd, got = load_checkpoint(tmp_path / "m.pth", num_classes=3)
+    assert got == meta
+    net.load_state_dict(torch.load(tmp_path / "m.pth", weights_only=True), strict=True)  # still a plain state-dict
+    torch.save(net.state_dict(), tmp_path / "plain.pth")
+    assert load_checkpoint(tmp_path / "plain.pth")[1] is None
+    with pytest.raises(InputError, match=r"m\.pth: checkpoint is for 3 classes, but the dataset has 20"):
+        load_checkpoint(tmp_path / "m.pth", num_classes=20)
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match=r"bad\.pth: not a readable PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "bad.pth")
+    with pytest.raises(InputError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pth")
