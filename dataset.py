@@ -1,0 +1,615 @@
+"""Datasets (SPEC §7): the one place that knows annotation formats, feature layouts, splits and snippet sampling.
+
+    split = load_split("data", "thumos14", "train")            # validates every feature file once
+    ds = FeatureDataset(split, num_seg=750, mode="train")        # ds[i] or ds[(i, seed)]
+    x, y, video, L = ds[(0, 1234)]                               # x [750, 2048] float32 (rgb ‖ flow), y [C]
+
+`python dataset.py ...` is the two-stage "frames & flow" command of the authors' repository (see video.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from utils import InputError
+
+FEATURE_DIM = 1024  # channels per modality (I3D Mixed_5c)
+MIN_SNIPPETS = 11  # SPEC §7.2: videos with L <= 10 snippets are skipped
+
+THUMOS14_CLASSES: list[str] = [
+    "BaseballPitch", "BasketballDunk", "Billiards", "CleanAndJerk", "CliffDiving", "CricketBowling", "CricketShot",
+    "Diving", "FrisbeeCatch", "GolfSwing", "HammerThrow", "HighJump", "JavelinThrow", "LongJump", "PoleVault",
+    "Shotput", "SoccerPenalty", "TennisSwing", "ThrowDiscus", "VolleyballSpiking",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Where a dataset lives under `<data_path>` and its protocol (SPEC §7, §10). Paths are relative to data_path."""
+
+    name: str
+    folder: str  # e.g. "thumos14": the dataset's folder under <data_path>
+    annotation_files: tuple[str, ...]  # candidates, first existing wins (a .json file or a THUMOS14 txt folder)
+    feature_dirs: tuple[tuple[str, str], ...]  # (split, folder): ("train", "thumos14/features/val"), ...
+    train_subset: str
+    test_subset: str
+    dropped_test: tuple[str, ...]  # test videos removed for annotation errors (SPEC §7.2)
+    tiou_thresholds: tuple[float, ...]  # evaluation tIoUs (SPEC §10), exactly numpy.linspace's values
+    num_classes: int
+
+    def feature_dir(self, split: str) -> str:
+        return dict(self.feature_dirs)[split]
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "thumos14": DatasetInfo(
+        name="thumos14",
+        folder="thumos14",
+        # annotations.json, else the official per-class txt files (in one of these folders, or in thumos14/ itself
+        # as annotations_val/ + annotations_test/)
+        annotation_files=("thumos14/annotations.json", "thumos14/annotations", "thumos14/official", "thumos14"),
+        feature_dirs=(("train", "thumos14/features/val"), ("test", "thumos14/features/test")),
+        train_subset="val",
+        test_subset="test",
+        dropped_test=("video_test_0000270", "video_test_0001292", "video_test_0001496"),
+        tiou_thresholds=tuple(np.linspace(0.1, 0.7, 7).tolist()),
+        num_classes=20,
+    ),
+    **{
+        f"activitynet{v}": DatasetInfo(
+            name=f"activitynet{v}",
+            folder="activitynet",
+            annotation_files=(
+                f"activitynet/annotations_{v}.json",
+                f"activitynet/activity_net.v{v.replace('.', '-')}.min.json",  # the official download's name
+            ),
+            feature_dirs=(("train", "activitynet/features/training"), ("test", "activitynet/features/validation")),
+            train_subset="training",
+            test_subset="validation",
+            dropped_test=(),
+            tiou_thresholds=tuple(np.linspace(0.5, 0.95, 10).tolist()),
+            num_classes=n,
+        )
+        for v, n in (("1.2", 100), ("1.3", 200))
+    },
+}
+
+
+def dataset_info(data_name: str) -> DatasetInfo:
+    """`DATASETS[data_name]`, or InputError naming the known datasets."""
+    if data_name not in DATASETS:
+        raise InputError(f"--data_name {data_name!r}: unknown dataset; known: {', '.join(DATASETS)}")
+    return DATASETS[data_name]
+
+
+# --- annotation readers ------------------------------------------------------------------------------------------
+# All readers return the same flat form:
+#   {video_id: {"subset": str, "duration": float | None, "annotations": [{"label": str, "segment": [s, e]}]}}
+
+Annotations = dict[str, dict[str, Any]]
+
+_THUMOS_TXT = re.compile(r"^(?P<label>.+)_(?P<subset>val|test)\.txt$")
+
+
+def read_annotations(path: str | os.PathLike) -> Annotations:
+    """Read any supported annotation source into the flat form above.
+
+    Accepted: a flat JSON `{video: {"subset", "annotations", ["duration"]}}` (THUMOS14 annotations.json); the
+    official ActivityNet JSON `{"version", "database": {video: ...}}`; a THUMOS14 official per-class txt file
+    `<Class>_<val|test>.txt` or a folder of them (also inside annotations_val/ and annotations_test/ subfolders).
+    `Ambiguous_*.txt` is not a class (see `read_ambiguous`). Malformed input → InputError naming the file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = _thumos_txt_files(path)
+        if not files:
+            raise InputError(
+                f"{path}: no THUMOS14 annotation files (<Class>_val.txt / <Class>_test.txt) in this folder"
+            )
+        out: Annotations = {}
+        for f in files:
+            _read_thumos_txt(f, out)
+        return out
+    if not path.is_file():
+        raise InputError(f"{path}: annotation file not found")
+    if path.suffix == ".txt":
+        if not _THUMOS_TXT.match(path.name) or path.name.startswith("Ambiguous_"):
+            raise InputError(f"{path}: not a THUMOS14 class annotation file (<Class>_val.txt or <Class>_test.txt)")
+        out = {}
+        _read_thumos_txt(path, out)
+        return out
+    return _read_json_annotations(path)
+
+
+def _thumos_txt_files(folder: Path) -> list[Path]:
+    """Class txt files in `folder` and its immediate subfolders (the official annotations_val/, annotations_test/)."""
+    candidates = sorted(folder.glob("*.txt")) + sorted(folder.glob("*/*.txt"))
+    return [f for f in candidates if _THUMOS_TXT.match(f.name) and not f.name.startswith("Ambiguous_")]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read ({type(e).__name__})") from None
+
+
+def _parse_segment_lines(path: Path) -> list[tuple[str, float, float]]:
+    """Lines `video start end` (any whitespace; blank lines ignored) → [(video, start, end)]."""
+    rows = []
+    for lineno, line in enumerate(_read_text(path).splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            start, end = float(parts[1]), float(parts[2])
+            if not (np.isfinite(start) and np.isfinite(end)):
+                raise ValueError
+        except ValueError:
+            raise InputError(f"{path}:{lineno}: expected 'video start end' (seconds), got {line.strip()!r}") from None
+        rows.append((parts[0], start, end))
+    return rows
+
+
+def _read_thumos_txt(path: Path, out: Annotations) -> None:
+    m = _THUMOS_TXT.match(path.name)
+    assert m is not None
+    label, subset = m["label"], m["subset"]
+    for video, start, end in _parse_segment_lines(path):
+        entry = out.setdefault(video, {"subset": subset, "duration": None, "annotations": []})
+        if entry["subset"] != subset:
+            raise InputError(f"{path}: video {video} is also listed under subset {entry['subset']!r}")
+        entry["annotations"].append({"label": label, "segment": [start, end]})
+
+
+def _read_json_annotations(path: Path) -> Annotations:
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    if isinstance(data, dict) and isinstance(data.get("database"), dict):
+        data = data["database"]  # official ActivityNet layout
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object mapping video id → entry (or a 'database' of them)")
+    out: Annotations = {}
+    for video, entry in data.items():
+        where = f"{path}: video {video!r}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("subset"), str):
+            raise InputError(f"{where}: entry has no 'subset' string (not an annotation file?)")
+        duration = entry.get("duration")
+        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
+            raise InputError(f"{where}: 'duration' is not a number")
+        anns = entry.get("annotations", [])
+        if not isinstance(anns, list):
+            raise InputError(f"{where}: 'annotations' is not a list")
+        clean = []
+        for a in anns:
+            seg = a.get("segment") if isinstance(a, dict) else None
+            if (
+                not isinstance(a, dict)
+                or not isinstance(a.get("label"), str)
+                or not isinstance(seg, list)
+                or len(seg) != 2
+                or not all(isinstance(s, int | float) and not isinstance(s, bool) and np.isfinite(s) for s in seg)
+            ):
+                raise InputError(f"{where}: annotation {a!r} is not {{'label': str, 'segment': [start, end]}}")
+            clean.append({"label": a["label"], "segment": [float(seg[0]), float(seg[1])]})
+        out[str(video)] = {
+            "subset": entry["subset"],
+            "duration": None if duration is None else float(duration),
+            "annotations": clean,
+        }
+    return out
+
+
+def read_ambiguous(path: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
+    """THUMOS14 `Ambiguous_test.txt` (lines `video start end`) → {video: [(start_s, end_s), ...]} in file order."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: ambiguous-segment file not found")
+    out: dict[str, list[tuple[float, float]]] = {}
+    for video, start, end in _parse_segment_lines(path):
+        out.setdefault(video, []).append((start, end))
+    return out
+
+
+def class_names(annotations: Annotations) -> list[str]:
+    """Sorted class names over all videos and subsets; class index = position in this list (SPEC §7.2)."""
+    return sorted({a["label"] for entry in annotations.values() for a in entry["annotations"]})
+
+
+def _id_candidates(video: str) -> list[str]:
+    """The id itself, then its `v_`-prefixed and `v_`-stripped forms (ActivityNet: bare YouTube id vs file stem)."""
+    out = [video, f"v_{video}"]
+    if video.startswith("v_") and len(video) > 2:
+        out.append(video[2:])
+    return out
+
+
+def ground_truth(annotations: Annotations, videos: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """{video: [{"label", "segment": [s, e]}, ...]} for `videos` (ids as given; `v_`-prefix differences matched)."""
+    out = {}
+    for video in videos:
+        key = next((k for k in _id_candidates(video) if k in annotations), None)
+        if key is None:
+            raise InputError(f"video {video!r} is not in the annotations")
+        out[video] = [{"label": a["label"], "segment": list(a["segment"])} for a in annotations[key]["annotations"]]
+    return out
+
+
+# --- splits and feature validation -------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """One split of a dataset, validated. Per-video lists are aligned with `videos` (sorted feature-file stems)."""
+
+    data_name: str
+    split: str  # "train" | "test"
+    classes: list[str]  # sorted; class index = position
+    videos: list[str]  # feature file stems (`<video>_rgb.npy`), sorted
+    labels: np.ndarray  # [V, C] float32 multi-hot
+    num_snippets: list[int]  # L per video
+    rgb_paths: list[Path]
+    flow_paths: list[Path]
+    durations: list[float | None]  # seconds, from the annotation file (None for the THUMOS14 txt format)
+    ground_truth: dict[str, list[dict[str, Any]]]  # keyed by the stems in `videos`
+    ambiguous: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # THUMOS14 test only
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (video, reason)
+    annotation_file: Path | None = None
+    ambiguous_file: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def summary(self) -> str:
+        """A small readable table: videos kept, classes, snippets, skipped videos by reason."""
+        rows = [
+            ("dataset / split", f"{self.data_name} / {self.split}"),
+            ("annotations", str(self.annotation_file)),
+            ("videos", str(len(self.videos))),
+            ("classes", str(len(self.classes))),
+            ("snippets (total)", str(sum(self.num_snippets))),
+        ]
+        if self.split == "test" and self.data_name == "thumos14":
+            rows.append(("ambiguous segments", f"{sum(map(len, self.ambiguous.values()))} from {self.ambiguous_file}"))
+        for reason, n in sorted(Counter(_reason_kind(r) for _, r in self.skipped).items()):
+            rows.append((f"skipped: {reason}", str(n)))
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def _dataset_root(info: DatasetInfo, data_path: Path) -> Path:
+    """`<data_path>/<folder>` (SPEC §7.1); `data_path` may also be that folder itself (it then holds features/)."""
+    if not data_path.is_dir():
+        raise InputError(f"{data_path}: data folder not found")
+    if (data_path / info.folder).is_dir():
+        return data_path / info.folder
+    if data_path.name == info.folder or (data_path / "features").is_dir():
+        return data_path
+    raise InputError(
+        f"{data_path}: no '{info.folder}/' folder here (expected {data_path / info.folder}/features/..., SPEC §7.1)"
+    )
+
+
+def _rel(info: DatasetInfo, root: Path, relpath: str) -> Path:
+    """A DATASETS path (relative to <data_path>, starting with the dataset folder) resolved against the root."""
+    return root.joinpath(*Path(relpath).parts[1:])
+
+
+def _find_annotation_source(info: DatasetInfo, root: Path) -> Path:
+    for rel in info.annotation_files:
+        p = _rel(info, root, rel)
+        if p.is_file() or (p.is_dir() and _thumos_txt_files(p)):
+            return p
+    tried = ", ".join(str(_rel(info, root, r)) for r in info.annotation_files)
+    raise InputError(f"{root}: no annotation file found for {info.name} (looked for {tried})")
+
+
+def find_annotation_file(data_path: str | os.PathLike, data_name: str) -> Path:
+    """The annotation source `load_split` uses under `data_path` (a .json file or a THUMOS14 txt folder)."""
+    info = dataset_info(data_name)
+    return _find_annotation_source(info, _dataset_root(info, Path(data_path)))
+
+
+def _find_ambiguous(annotation_source: Path, root: Path) -> Path | None:
+    """An official Ambiguous_test.txt near the annotations, else the project's shipped result/ambiguous.txt."""
+    folders = [annotation_source] if annotation_source.is_dir() else [annotation_source.parent]
+    folders += [root, root / "annotations", root / "official"]
+    for d in folders:
+        for p in (d / "Ambiguous_test.txt", d / "annotations_test" / "Ambiguous_test.txt"):
+            if p.is_file():
+                return p
+    shipped = Path(__file__).resolve().parent / "result" / "ambiguous.txt"
+    return shipped if shipped.is_file() else None
+
+
+def _match_features(videos: list[str], names: set[str]) -> tuple[dict[str, str], list[str]]:
+    """Annotation id → feature stem, matching `v_` prefixes both ways; exact names are claimed first.
+
+    Returns (matched, missing). Two ids never share one stem (e.g. `abc` and `v_abc` with only `v_abc_rgb.npy`).
+    """
+    matched: dict[str, str] = {}
+    claimed: set[str] = set()
+    for video in videos:
+        if f"{video}_rgb.npy" in names:
+            matched[video] = video
+            claimed.add(video)
+    missing = []
+    for video in videos:
+        if video in matched:
+            continue
+        stem = next((s for s in _id_candidates(video)[1:] if s not in claimed and f"{s}_rgb.npy" in names), None)
+        if stem is None:
+            missing.append(video)
+        else:
+            matched[video] = stem
+            claimed.add(stem)
+    return matched, missing
+
+
+_CHUNK_BYTES = 8 << 20
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """NaN/Inf check of a memory-mapped [L, D] array, chunk by chunk (a small bool temporary, no full copy)."""
+    rows = max(1, _CHUNK_BYTES // max(1, a.shape[1] * a.itemsize))
+    return all(np.isfinite(a[i : i + rows]).all() for i in range(0, a.shape[0], rows))
+
+
+def check_feature_file(path: Path) -> tuple[int, str | None]:
+    """Open a feature .npy (memory-mapped) and check it is a finite float [L, 1024] array → (L, problem or None).
+
+    The problem string is one line (`width 512, expected 1024`); the array is not kept.
+    """
+    try:
+        a = np.load(path, mmap_mode="r")
+    except Exception as e:  # garbage, truncated, pickled, empty: numpy raises several types
+        msg = " ".join(str(e).split())[:120]
+        return 0, f"not a readable .npy file ({type(e).__name__}: {msg})"
+    if not isinstance(a, np.ndarray):
+        return 0, "not a .npy array file (an .npz archive?)"
+    if a.ndim != 2:
+        return 0, f"{a.ndim}-D array of shape {tuple(a.shape)}, expected [L, {FEATURE_DIM}]"
+    if a.shape[1] != FEATURE_DIM:
+        return a.shape[0], f"width {a.shape[1]}, expected {FEATURE_DIM}"
+    if not np.issubdtype(a.dtype, np.floating):
+        return a.shape[0], f"dtype {a.dtype}, expected float32"
+    if a.shape[0] >= MIN_SNIPPETS and not _all_finite(a):  # short videos are skipped anyway
+        return a.shape[0], "contains NaN or Inf"
+    return a.shape[0], None
+
+
+def split_videos(annotations: Annotations, data_name: str, split: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """Annotation ids of a split (SPEC §7.2 subset, minus the dropped test videos), sorted → (ids, dropped)."""
+    info = dataset_info(data_name)
+    if split not in ("train", "test"):
+        raise InputError(f"split {split!r}: expected 'train' or 'test'")
+    subset = info.train_subset if split == "train" else info.test_subset
+    dropped = set(info.dropped_test) if split == "test" else set()
+    ids = sorted(v for v, e in annotations.items() if e["subset"] == subset)
+    kept = [v for v in ids if v not in dropped]
+    return kept, [(v, "dropped: annotation errors (SPEC §7.2)") for v in ids if v in dropped]
+
+
+def load_split(
+    data_path: str | os.PathLike,
+    data_name: str,
+    split: str,
+    *,
+    skip_bad: bool = False,
+    annotation_file: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Split:
+    """Load and validate one split (SPEC §7): annotations, subset, drops, feature files, the ≤10-snippet skip.
+
+    Every feature file is checked once (missing, unreadable, ndim, width 1024, float dtype, rgb/flow length,
+    NaN/Inf): a bad one raises one InputError line naming the file, or with `skip_bad` is skipped and listed in
+    `Split.skipped`. `annotation_file` overrides the dataset's default (a .json file or a THUMOS14 txt folder).
+    """
+    info = dataset_info(data_name)
+    if split not in ("train", "test"):
+        raise InputError(f"split {split!r}: expected 'train' or 'test'")
+    root = _dataset_root(info, Path(data_path))
+    source = Path(annotation_file) if annotation_file is not None else _find_annotation_source(info, root)
+    annotations = read_annotations(source)
+    classes = class_names(annotations)
+    if not classes:
+        raise InputError(f"{source}: no labelled action instances")
+    ids, skipped = split_videos(annotations, data_name, split)
+    if not ids:
+        subsets = sorted({e["subset"] for e in annotations.values()})
+        raise InputError(f"{source}: no {split} videos (subsets present: {', '.join(subsets)})")
+
+    feat_dir = _rel(info, root, info.feature_dir(split))
+    if not feat_dir.is_dir():
+        raise InputError(
+            f"{feat_dir}: feature folder not found (expected <video>_rgb.npy / <video>_flow.npy, SPEC §7.1)"
+        )
+    names = set(os.listdir(feat_dir))
+    matched, missing = _match_features(ids, names)
+    if missing and not skip_bad:
+        tried = ", ".join(f"{c}_rgb.npy" for c in _id_candidates(missing[0])[1:])
+        raise InputError(
+            f"{feat_dir / (missing[0] + '_rgb.npy')}: feature file not found (also tried {tried}; "
+            f"{len(missing)} of {len(ids)} {split} videos have none)"
+        )
+    skipped += [(v, "missing: feature file not found") for v in missing]
+
+    kept: list[tuple[str, str, int]] = []  # (stem, annotation id, L)
+    order = sorted(matched, key=matched.get)
+    for video in tqdm(order, desc=f"check {split} features", disable=None if progress else True):
+        stem = matched[video]
+        rgb, flow = feat_dir / f"{stem}_rgb.npy", feat_dir / f"{stem}_flow.npy"
+        problem = None
+        if not flow.is_file():
+            problem = f"{flow}: feature file not found"
+            kind = "missing"
+        else:
+            n_rgb, p_rgb = check_feature_file(rgb)
+            n_flow, p_flow = check_feature_file(flow) if p_rgb is None else (0, None)
+            kind = "bad"
+            if p_rgb is not None:
+                problem = f"{rgb}: {p_rgb}"
+            elif p_flow is not None:
+                problem = f"{flow}: {p_flow}"
+            elif n_rgb != n_flow:
+                problem = f"{flow}: {n_flow} snippets but {rgb.name} has {n_rgb}"
+        if problem is not None:
+            if not skip_bad:
+                raise InputError(problem)
+            skipped.append((stem, f"{kind}: {problem}"))
+        elif n_rgb < MIN_SNIPPETS:
+            skipped.append((stem, f"short: {n_rgb} snippets (<= 10, SPEC §7.2)"))
+        else:
+            kept.append((stem, video, n_rgb))
+
+    if not kept:
+        reasons = Counter(_reason_kind(r) for _, r in skipped)
+        raise InputError(f"{feat_dir}: no videos left after skipping {sum(reasons.values())} ({dict(reasons)})")
+    stems = [s for s, _, _ in kept]
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.zeros((len(kept), len(classes)), np.float32)
+    for row, (_, video, _) in enumerate(kept):
+        labels[row, [index[a["label"]] for a in annotations[video]["annotations"]]] = 1.0
+    gt = ground_truth(annotations, [v for _, v, _ in kept])
+    result = Split(
+        data_name=info.name,
+        split=split,
+        classes=classes,
+        videos=stems,
+        labels=labels,
+        num_snippets=[n for _, _, n in kept],
+        rgb_paths=[feat_dir / f"{s}_rgb.npy" for s in stems],
+        flow_paths=[feat_dir / f"{s}_flow.npy" for s in stems],
+        durations=[annotations[v]["duration"] for _, v, _ in kept],
+        ground_truth={s: gt[v] for s, v, _ in kept},
+        skipped=skipped,
+        annotation_file=source,
+    )
+    if info.name == "thumos14" and split == "test":
+        amb_file = _find_ambiguous(source, root)
+        if amb_file is not None:
+            amb = read_ambiguous(amb_file)
+            result.ambiguous = {s: amb[v] for s, v, _ in kept if v in amb}
+            result.ambiguous_file = amb_file
+    return result
+
+
+# --- snippet sampling (SPEC §7.3) --------------------------------------------------------------------------------
+
+
+def sample_train_indices(L: int, S: int, rng: np.random.Generator) -> np.ndarray:
+    """Training sampling → int64 [S]: segment i spans [floor(i·L/S), floor((i+1)·L/S)); one uniform random
+    snippet from it, or floor(i·L/S) itself when the span is empty (L < S repeats snippets)."""
+    i = np.arange(S + 1, dtype=np.int64)
+    b = i * L // S  # == floor(i·L/S) exactly (integer arithmetic)
+    lo, hi = b[:-1], b[1:]
+    out = lo.copy()
+    draw = hi > lo
+    if draw.any():
+        out[draw] = rng.integers(lo[draw], hi[draw])
+    return out
+
+
+def sample_test_indices(L: int, S: int) -> np.ndarray:
+    """Test sampling → int64 [min(L, S)]: all snippets in order when L <= S, else floor(i·L/S), i = 0..S-1."""
+    if L <= S:
+        return np.arange(L, dtype=np.int64)
+    return np.arange(S, dtype=np.int64) * L // S
+
+
+def sample_uniform_indices(L: int, S: int) -> np.ndarray:
+    """Fixed-length deterministic sampling → int64 [S]: floor(i·L/S), i = 0..S-1 (repeats snippets when L < S)."""
+    return np.arange(S, dtype=np.int64) * L // S
+
+
+def _mmap(path: Path) -> np.ndarray:
+    """A validated feature file, memory-mapped; a plain ndarray view (memmap's subclass hooks slow indexing)."""
+    return np.asarray(np.load(path, mmap_mode="r"))
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Snippet features of a Split → `(x [S or L, 2048] float32 (rgb ‖ flow), label [C] float32, video, L)`.
+
+    sampling: None → the mode's SPEC §7.3 rule (train: one random snippet per segment; test: all L snippets when
+    L <= S, else floor(i·L/S)); "uniform" → always S snippets floor(i·L/S); "all" → all L snippets.
+
+    Randomness (train sampling): `ds[(i, seed)]` draws from `numpy.random.default_rng(seed)`, a pure function of
+    (i, seed), so identical in any DataLoader worker and after a resume as long as the trainer's own seeded
+    generator (whose state it checkpoints) produces the seeds; `ds[i]` takes the seed from torch's global RNG.
+
+    Memory: by default each item memory-maps the two .npy files and copies only the sampled rows. With
+    `in_memory=True` all features are read once into one float32 [ΣL, 2048] array (one copy; DataLoader workers
+    forked afterwards share it).
+    """
+
+    def __init__(
+        self, split: Split, num_seg: int, mode: str, *, sampling: str | None = None, in_memory: bool = False
+    ) -> None:
+        if mode not in ("train", "test"):
+            raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+        if sampling not in (None, "all", "uniform"):
+            raise ValueError(f"sampling must be None, 'all' or 'uniform', got {sampling!r}")
+        if num_seg < 1:
+            raise ValueError(f"num_seg must be >= 1, got {num_seg}")
+        self.split, self.num_seg, self.mode = split, num_seg, mode
+        self.sampling = sampling or ("random" if mode == "train" else "test")
+        self._labels = torch.from_numpy(split.labels)  # [V, C]; items return copies
+        self._cache: np.ndarray | None = None
+        self._offsets = np.concatenate([[0], np.cumsum(split.num_snippets, dtype=np.int64)])
+        if in_memory:
+            self._cache = np.empty((int(self._offsets[-1]), 2 * FEATURE_DIM), np.float32)
+            for v in tqdm(range(len(split)), desc="load features", disable=None):
+                rows = self._cache[self._offsets[v] : self._offsets[v + 1]]
+                rows[:, :FEATURE_DIM] = _mmap(split.rgb_paths[v])
+                rows[:, FEATURE_DIM:] = _mmap(split.flow_paths[v])
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def indices(self, v: int, seed: int | None = None) -> np.ndarray:
+        """The snippet indices drawn for video `v` (int64 [S] or [L])."""
+        L, S = self.split.num_snippets[v], self.num_seg
+        if self.sampling == "random":
+            if seed is None:
+                seed = int(torch.randint(0, 2**62, ()).item())
+            return sample_train_indices(L, S, np.random.default_rng(seed))
+        if self.sampling == "test":
+            return sample_test_indices(L, S)
+        if self.sampling == "uniform":
+            return sample_uniform_indices(L, S)
+        return np.arange(L, dtype=np.int64)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, str, int]:
+        v, seed = (int(item[0]), int(item[1])) if isinstance(item, tuple | list) else (int(item), None)
+        idx = self.indices(v, seed)
+        if self._cache is not None:
+            x = self._cache[self._offsets[v] + idx]
+        else:
+            x = np.empty((len(idx), 2 * FEATURE_DIM), np.float32)
+            x[:, :FEATURE_DIM] = _mmap(self.split.rgb_paths[v])[idx]
+            x[:, FEATURE_DIM:] = _mmap(self.split.flow_paths[v])[idx]
+        return torch.from_numpy(x), self._labels[v].clone(), self.split.videos[v], self.split.num_snippets[v]
+
+
+if __name__ == "__main__":
+    from video import frames_cli
+
+    frames_cli()
