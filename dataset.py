@@ -612,4 +612,4 @@ class FeatureDataset(torch.utils.data.Dataset):
 if __name__ == "__main__":
     from video import frames_cli
 
-    frames_cli()
+    raise SystemExit(frames_cli())
