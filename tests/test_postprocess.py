@@ -1,0 +1,270 @@
+"""Post-processing (SPEC §9) against the slow loop reference in tests/reference_postprocess.py."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reference_postprocess import (
+    ref_detect,
+    ref_filter_ambiguous,
+    ref_frame_scores,
+    ref_proposals,
+    ref_soft_nms,
+)
+from scipy.interpolate import interp1d
+
+import dataset
+import postprocess
+from postprocess import ACT_THRESHOLDS, detect, filter_ambiguous, frame_scores, predicted_classes, soft_nms
+
+DEFAULTS = dict(cls_th=0.1, act_th=ACT_THRESHOLDS, alpha=0.5, iou_th=0.1, fps=25, rate=16)
+
+
+def smooth_curves(rng: np.random.Generator, t: int, c: int) -> np.ndarray:
+    """[t, c] smooth CAS-like curves: a few Gaussian bumps on a low floor, slightly outside [0, 1] in places."""
+    x = np.arange(t)[:, None]
+    out = rng.uniform(-0.05, 0.1, (1, c)) + 0.02 * rng.standard_normal((t, c))
+    for _ in range(4):
+        centre, width, height = rng.uniform(0, t, c), rng.uniform(0.5, t / 4 + 1, c), rng.uniform(0.2, 1.1, c)
+        out = out + height * np.exp(-0.5 * ((x - centre) / width) ** 2)
+    return out
+
+
+def assert_same_detections(fast, slow, atol=1e-9):
+    assert len(fast) == len(slow)
+    for f, s in zip(fast, slow, strict=True):
+        assert f[:3] == s[:3]  # class and segment: exact (same integer frame / fps)
+        assert f[3] == pytest.approx(s[3], abs=atol, rel=0)
+
+
+def run_both(act, seg, L, **kw):
+    opts = {**DEFAULTS, **kw}
+    gaps: list[float] = []
+    slow = ref_detect(act, seg, L, gaps=gaps, **opts)
+    fast = detect(act, seg, L, **opts)
+    return fast, slow, gaps
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_detect_matches_reference_on_random_curves(seed):
+    rng = np.random.default_rng(seed)
+    c = 4
+    t = [2, 3, 11, 40, 60, 75][seed]
+    L = t if seed % 2 else t + int(rng.integers(0, 40))  # T' = min(L, S): equal, or sampled down from L
+    act = rng.uniform(0, 0.3, c)
+    seg = smooth_curves(rng, t, c)
+    fast, slow, gaps = run_both(act, seg, L)
+    assert slow, "the random curves should produce detections"
+    # the inputs must not contain near-ties (distinct scores closer than the 1e-9 tolerance), else the exact-order
+    # comparison below would be testing rounding, not the algorithm
+    assert all(g > 1e-9 for g in gaps)
+    assert_same_detections(fast, slow)
+    classes = [d[0] for d in fast]
+    assert classes == sorted(classes) and set(classes) == set(predicted_classes(act, 0.1).tolist())
+
+
+def test_detect_custom_thresholds_and_options_pass_through():
+    rng = np.random.default_rng(7)
+    seg, act = smooth_curves(rng, 30, 3), np.array([0.5, 0.05, 0.7])
+    opts = dict(act_th=np.array([0.3, 0.3, 0.62]), alpha=0.8, iou_th=0.3, fps=30, rate=8, cls_th=0.4)
+    fast, slow, gaps = run_both(act, seg, 45, **opts)
+    assert all(g > 1e-9 for g in gaps)
+    assert_same_detections(fast, slow)
+    assert {d[0] for d in fast} == {0, 2}
+
+
+def test_frame_scores_bit_identical_to_interp1d():
+    rng = np.random.default_rng(0)
+    for t, L in [(2, 2), (2, 13), (5, 7), (37, 37), (37, 100)]:
+        seg = rng.uniform(-0.5, 1.5, (t, 3))
+        f = 16 * L
+        x = np.arange(f) * t / f
+        expected = np.clip(interp1d(np.arange(t), seg, kind="linear", axis=0, fill_value="extrapolate")(x), 0, 1)
+        assert np.array_equal(frame_scores(seg, f), expected)
+
+
+def test_single_snippet_is_a_constant_curve():
+    # T' = 1: interp1d needs two points; one point fixes no slope, so the curve is constant (documented choice)
+    assert np.array_equal(frame_scores(np.array([[0.4, 1.7]]), 5), np.tile([0.4, 1.0], (5, 1)))
+    assert ref_frame_scores([1.7], 5) == [1.0] * 5
+    fast, slow, _ = run_both(np.array([0.3, 0.05]), np.array([[0.42, 0.9]]), 1)
+    assert_same_detections(fast, slow)
+    # one run over all 16 frames at thresholds 0.1 .. 0.4 (7 of them): identical proposals, emitted in turn
+    assert len(fast) == 7 and all(d[:3] == (0, 1 / 25, 17 / 25) for d in fast)
+    assert fast[0][3] == pytest.approx(0.42 + 0.2 * 0.3, abs=1e-12)
+    assert fast[1][3] == pytest.approx(fast[0][3] * math.exp(-1 / 0.5), abs=1e-12)
+
+
+def test_two_snippets_extrapolate_past_the_last_point():
+    seg = np.array([[0.2], [0.5]])
+    frames = frame_scores(seg, 32)[:, 0]
+    assert frames[-1] == pytest.approx(0.2 + 0.3 * 31 * 2 / 32)  # x = 1.9375 > 1: extrapolated, not held
+    fast, slow, gaps = run_both(np.array([0.6]), seg, 2)
+    assert_same_detections(fast, slow)
+
+
+def test_scores_all_zero_give_no_detections():
+    assert detect(np.array([0.9, 0.1]), np.zeros((20, 2)), 20) == []
+
+
+def test_scores_all_one_one_run_touching_both_ends():
+    act = np.array([0.05, 0.5, 0.02])
+    fast, slow, _ = run_both(act, np.ones((11, 3)), 11)
+    assert_same_detections(fast, slow)
+    f = 16 * 11
+    assert len(fast) == 18 and all(d[:3] == (1, 1 / 25, (f + 1) / 25) for d in fast)
+    # no outer frames (the run fills the video): confidence 1 - 0 + 0.2·act, then decayed by exp(-1/alpha) each
+    expected = 1 + 0.2 * 0.5
+    for d in fast:
+        assert d[3] == pytest.approx(expected, abs=1e-12)
+        expected *= math.exp(-1 / 0.5)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.3, float(ACT_THRESHOLDS[3]), 1.0])
+def test_all_equal_scores(value):
+    act = np.full(3, 0.2)
+    fast, slow, _ = run_both(act, np.full((12, 3), value), 12)
+    assert_same_detections(fast, slow)
+    n_th = int((ACT_THRESHOLDS <= value).sum())  # a score equal to a threshold counts (≥)
+    assert len(fast) == 3 * n_th
+
+
+def test_single_predicted_class_is_the_argmax():
+    rng = np.random.default_rng(3)
+    act = np.array([0.01, 0.09, 0.05])
+    fast, slow, gaps = run_both(act, smooth_curves(rng, 25, 3), 25)
+    assert all(g > 1e-9 for g in gaps)
+    assert_same_detections(fast, slow)
+    assert {d[0] for d in fast} == {1}
+
+
+def test_predicted_classes():
+    assert predicted_classes(np.array([0.1, 0.05, 0.3]), 0.1).tolist() == [0, 2]  # ≥ cls_th
+    assert predicted_classes(np.array([0.01, 0.05, 0.03]), 0.1).tolist() == [1]
+    assert predicted_classes(np.array([0.05, 0.05]), 0.1).tolist() == [0]  # argmax: first on ties
+
+
+def test_runs_touching_both_ends_and_outer_windows_clipped():
+    # high at both ends, low in the middle: runs start at frame 0 and end at frame F-1
+    seg = np.array([[0.9], [0.8], [0.1], [0.05], [0.1], [0.7], [0.95]])
+    fast, slow, gaps = run_both(np.array([0.4]), seg, 7)
+    assert_same_detections(fast, slow)
+    starts, ends = {d[1] for d in fast}, {d[2] for d in fast}
+    assert 1 / 25 in starts and (16 * 7 + 1) / 25 in ends
+
+
+def test_identical_bumps_at_different_positions_tie_exactly():
+    # Two identical bumps: their proposals are real ties, which soft-NMS must break by order ("first one on
+    # ties"). The confidences must be bit-equal however far apart the bumps sit, as in the frame-by-frame sums
+    # of the reference; a float prefix-sum difference would not guarantee it.
+    bump = [0.0, 0.3, 0.71, 0.93, 0.52, 0.2, 0.0]
+    for gap in [3, 17, 101, 400]:
+        col = np.array([0.0] * 5 + bump + [0.0] * gap + bump + [0.0] * 9)
+        fast, slow, _ = run_both(np.array([0.35]), col[:, None], col.size)
+        assert_same_detections(fast, slow, atol=1e-12)
+        # the two bumps' best proposals come first, bit-equal, the left one first
+        assert fast[0][3] == fast[1][3] and fast[0][1] < fast[1][1]
+        assert fast[0][2] - fast[0][1] == pytest.approx(fast[1][2] - fast[1][1])
+
+
+def test_oic_proposals_match_reference_directly():
+    rng = np.random.default_rng(11)
+    scores = np.clip(smooth_curves(rng, 300, 1)[:, 0], 0, 1)
+    fast = postprocess.oic_proposals(scores, ACT_THRESHOLDS, 0.37, fps=25)
+    slow = np.array(ref_proposals(scores.tolist(), ACT_THRESHOLDS.tolist(), 0.37, 25))
+    assert fast.shape == slow.shape and np.array_equal(fast[:, :2], slow[:, :2])
+    np.testing.assert_allclose(fast[:, 2], slow[:, 2], rtol=0, atol=1e-12)
+
+
+# --- soft-NMS --------------------------------------------------------------------------------------------------
+
+
+def random_proposals(rng, k):
+    s = rng.uniform(0, 100, k)
+    return np.stack([s, s + rng.uniform(0.1, 20, k), rng.uniform(-0.5, 1.2, k)], axis=1)
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 7, 150])
+def test_soft_nms_matches_loop(k):
+    rng = np.random.default_rng(k)
+    props = random_proposals(rng, k)
+    gaps: list[float] = []
+    slow = np.array(ref_soft_nms(props.tolist(), 0.5, 0.1, gaps)).reshape(-1, 3)
+    fast = soft_nms(props, 0.5, 0.1)
+    assert fast.shape == (k, 3)
+    assert all(g > 1e-9 for g in gaps)
+    assert np.array_equal(fast[:, :2], slow[:, :2])
+    np.testing.assert_allclose(fast[:, 2], slow[:, 2], rtol=1e-12, atol=0)
+
+
+def test_soft_nms_ties_first_one_wins():
+    # equal scores, disjoint segments (no decay): emitted in input order
+    props = np.array([[0, 1, 0.5], [2, 3, 0.5], [4, 5, 0.9], [6, 7, 0.5]])
+    assert soft_nms(props).tolist() == [[4, 5, 0.9], [0, 1, 0.5], [2, 3, 0.5], [6, 7, 0.5]]
+
+
+def test_soft_nms_identical_duplicates_decay_in_turn():
+    props = np.array([[1.0, 3.0, 0.8]] * 3 + [[10.0, 11.0, 0.3]])
+    out = soft_nms(props, alpha=0.5, iou_th=0.1)
+    d = math.exp(-1 / 0.5)  # tIoU 1 with the emitted copy
+    # 0.8·d ≈ 0.108 < 0.3: the other proposal is emitted between the copies
+    np.testing.assert_allclose(out, [[1, 3, 0.8], [10, 11, 0.3], [1, 3, 0.8 * d], [1, 3, 0.8 * d * d]], rtol=1e-15)
+
+
+def test_soft_nms_iou_at_threshold_is_not_decayed():
+    # tIoU exactly 0.5 (inter 1, union 2) with iou_th 0.5: "> iou_th" → no decay
+    out = soft_nms(np.array([[0.0, 2.0, 0.9], [1.0, 2.0, 0.5]]), alpha=0.5, iou_th=0.5)
+    assert out.tolist() == [[0.0, 2.0, 0.9], [1.0, 2.0, 0.5]]
+
+
+# --- ambiguous filter ------------------------------------------------------------------------------------------
+
+
+def pred(s, e, score=0.5, label="A"):
+    return {"label": label, "score": score, "segment": [s, e]}
+
+
+def test_filter_ambiguous_strict_overlap_and_all_segments():
+    preds = {
+        "v1": [pred(0, 1), pred(1, 2), pred(2.5, 3.5), pred(9, 10), pred(4, 4.0001), pred(12, 20)],
+        "v2": [pred(0, 5)],
+        "v3": [],
+    }
+    amb = {"v1": [(2, 3), (10, 12), (4, 5)], "other": [(0, 100)]}
+    out = filter_ambiguous(preds, amb)
+    # [1,2] touches [2,3] and [9,10] touches [10,12]: kept; [2.5,3.5] overlaps the first segment, [4,4.0001] the
+    # third (every segment applies, not only the last), [12,20] only touches [10,12]: kept
+    assert out["v1"] == [pred(0, 1), pred(1, 2), pred(9, 10), pred(12, 20)]
+    assert out["v2"] == [pred(0, 5)] and out["v3"] == []
+    assert out == ref_filter_ambiguous(preds, amb)
+
+
+def test_filter_ambiguous_random_against_reference():
+    rng = np.random.default_rng(2)
+    preds = {
+        f"v{i}": [pred(float(s), float(s + rng.integers(1, 5)), float(rng.random())) for s in rng.integers(0, 30, 20)]
+        for i in range(5)
+    }
+    amb = {f"v{i}": [(float(a), float(a + rng.integers(0, 4))) for a in rng.integers(0, 30, 3)] for i in range(4)}
+    assert filter_ambiguous(preds, amb) == ref_filter_ambiguous(preds, amb)
+
+
+def test_read_ambiguous_on_shipped_file(shared_data):
+    shipped = Path(__file__).resolve().parents[1] / "result" / "ambiguous.txt"
+    official = shared_data / "thumos14/official/annotations_test/Ambiguous_test.txt"
+    assert shipped.read_bytes() == official.read_bytes()
+    assert postprocess.read_ambiguous is dataset.read_ambiguous
+    amb = postprocess.read_ambiguous(shipped)
+    lines = [line.split() for line in shipped.read_text().splitlines() if line.strip()]
+    assert sum(map(len, amb.values())) == len(lines)
+    assert amb["video_test_0000278"] == [(0.0, 1.4), (95.7, 97.2)]
+    assert all(s <= e for segs in amb.values() for s, e in segs)
+
+
+def test_soft_nms_empty_segments_do_not_decay():
+    # two empty segments at one instant: tIoU 0/0 is nan, which is not > iou_th (no exception, no decay)
+    out = soft_nms(np.array([[1.0, 1.0, 0.4], [1.0, 1.0, 0.5], [0.0, 2.0, 0.3]]))
+    assert out.tolist() == [[1.0, 1.0, 0.5], [1.0, 1.0, 0.4], [0.0, 2.0, 0.3]]
