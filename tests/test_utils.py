@@ -45,3 +45,13 @@ def test_checkpoint_metadata_round_trip_and_plain_load(tmp_path):
         load_checkpoint(tmp_path / "bad.pth")
     with pytest.raises(InputError, match="not found"):
         load_checkpoint(tmp_path / "missing.pth")
+
+
+def test_atomic_write_has_default_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "out.json"
+    atomic_json_dump({"a": 1}, target)
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    assert os.stat(target).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
