@@ -46,6 +46,453 @@ def timeit(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1, device
 # --- sections (each helper adds its own below this line; keep one function per section) ---
 
 
+@section("main")
+def bench_main(args: argparse.Namespace) -> None:
+    """main.py: a training step (forward, loss, backward, Adam) with the foreach Adam baseline vs the fused Adam that
+    main.py uses; and the test pass (SPEC §9–10) per video vs the bare forward passes over the same videos."""
+    import tempfile
+
+    import main as acr
+    from demo import make_demo
+    from model import ACRNet, acrnet_loss
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = ACRNet(20).to(device)
+    shapes = [(8, 48)] if args.quick else [(8, 48), (32, 750)] if device.type == "cuda" else [(8, 48), (8, 128)]
+    print(f"{'N x T':>10} {'foreach Adam':>13} {'fused Adam':>11} {'ratio':>6}")
+    for n, t in shapes:
+        x = torch.rand(n, t, 2048, device=device)
+        y = torch.zeros(n, 20, device=device)
+        y[:, 0] = 1
+        times = []
+        for fused in (False, True):
+            opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-3, foreach=not fused, fused=fused)
+
+            def step(opt=opt, x=x, y=y) -> None:
+                loss, _ = acrnet_loss(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            times.append(timeit(step, repeat=3 if args.quick else 5, device=device.type))
+        print(f"{f'{n} x {t}':>10} {1e3 * times[0]:>10.1f} ms {1e3 * times[1]:>8.1f} ms {times[0] / times[1]:>5.2f}x")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_demo(tmp, max_test=10 if args.quick else None)
+        cfg = acr.make_config(["--demo", "--data_path", str(data), "--device", args.device, "--no_progress"])
+        split = acr.dataset.load_split(data, "thumos14", "test", progress=False)
+        feats = acr.dataset.FeatureDataset(split, cfg.num_seg, mode="test")
+        model.eval()
+
+        @torch.no_grad()
+        def forward_only() -> None:
+            for i in range(len(feats)):
+                out = model(feats[i][0].to(device)[None])
+                out.seg_score.cpu()
+
+        base = timeit(forward_only, repeat=3, device=device.type)
+        full = timeit(lambda: acr.test_pass(model, split, cfg, device), repeat=3, device=device.type)
+        v = len(split)
+        print(
+            f"test pass, {v} demo videos (T' <= {cfg.num_seg}): forward only {1e3 * base / v:.1f} ms/video, "
+            f"full (forward + detect + mAP) {1e3 * full / v:.1f} ms/video, overhead {full / base:.2f}x"
+        )
+
+
+@section("extract")
+def bench_extract(args: argparse.Namespace) -> None:
+    """Frames/s of each extraction stage (decode, TV-L1, I3D RGB, I3D flow) and end to end (extract.extract_video).
+
+    I3D is timed on random uint8 frames through extract.SnippetRunner (crop, transfer, [-1, 1], forward), so it runs
+    where PyAV / OpenCV are missing; the video stages need them and ../shared/data/videos/v_GGSY1Qvo990.mp4.
+    """
+    import itertools
+    from pathlib import Path
+
+    import numpy as np
+
+    from extract import SnippetRunner
+    from i3d import InceptionI3d, load_i3d
+
+    device = torch.device(args.device)
+    data = Path(__file__).resolve().parent.parent / "shared" / "data"
+    rgb_path = data / "i3d" / "rgb_scratch_kinetics400.pt"
+    torch.manual_seed(0)
+    nets = {  # the real RGB weights when present; random flow weights (same cost)
+        "rgb": load_i3d(rgb_path, 3) if rgb_path.is_file() else InceptionI3d(3).eval(),
+        "flow": InceptionI3d(2).eval(),
+    }
+    nets = {m: net.to(device) for m, net in nets.items()}
+
+    def row(name: str, frames: int, seconds: float) -> None:
+        print(f"{name:<52}{frames:>7}{seconds:>9.2f}{frames / seconds:>10.1f}", flush=True)
+
+    print(f"{'stage':<52}{'frames':>7}{'s':>9}{'frames/s':>10}")
+    batches = [1, 4] if device.type == "cpu" else [8, 32]
+    if args.quick:
+        batches = batches[:1]
+    rng = np.random.default_rng(0)
+    for m, net in nets.items():
+        channels = 3 if m == "rgb" else 2
+        for bs in batches:
+            frames = rng.integers(0, 256, (bs * 16, 256, 341, channels), dtype=np.uint8)
+
+            def run(net=net, bs=bs, frames=frames) -> None:
+                runner = SnippetRunner(net, device, bs)
+                for f in frames:
+                    runner.add(f)
+                runner.finish()  # copies the features to the host: synchronises
+
+            dt = timeit(run, repeat=1 if device.type == "cpu" else 5, warmup=1, device=args.device)
+            row(f"I3D {m} (SnippetRunner, batch {bs} snippets)", len(frames), dt)
+    if device.type == "cuda":  # what full fp32 costs against PyTorch's default TF32 convolutions (extract uses fp32)
+        x = torch.rand(batches[-1], 3, 16, 224, 224, device=device) * 2 - 1
+        feats, before = {}, torch.backends.cudnn.conv.fp32_precision
+        for precision in ("ieee", "tf32"):
+            torch.backends.cudnn.conv.fp32_precision = precision
+            torch.backends.cudnn.benchmark = True
+            with torch.inference_mode():
+                feats[precision] = nets["rgb"].extract_features(x)
+                dt = timeit(lambda: nets["rgb"].extract_features(x), repeat=5, device="cuda")
+            row(f"I3D rgb forward only, {precision} convolutions, batch {len(x)}", len(x) * 16, dt)
+        torch.backends.cudnn.conv.fp32_precision = before
+        diff = (feats["tf32"] - feats["ieee"]).abs().max() / feats["ieee"].abs().max()
+        print(f"TF32 vs fp32 features: max |diff| / max |feature| = {float(diff):.2e}")
+
+    try:
+        import video
+        from extract import extract_video
+    except ImportError as e:  # a bare GPU box: I3D figures only
+        print(f"video stages skipped: {e}")
+        return
+    src = data / "videos" / "v_GGSY1Qvo990.mp4"
+    if not src.is_file():
+        print(f"video stages skipped: {src} is absent")
+        return
+    t0 = time.perf_counter()
+    decoded = list(video.iter_frames(src))
+    row(f"decode 25 fps + resize ({src.name})", len(decoded), time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for f in decoded:
+        video.jpeg_roundtrip(f)
+    row("JPEG q95 round trip (RGB)", len(decoded), time.perf_counter() - t0)
+    n_pairs = 2 if args.quick else 6
+    grays = [video.to_gray(f) for f in decoded[200 : 201 + n_pairs]]
+    t0 = time.perf_counter()
+    for a, b in zip(grays[:-1], grays[1:], strict=False):
+        video.quantize_flow(video.tvl1_flow(a, b))
+    row("TV-L1 + quantise, 1 process", n_pairs, time.perf_counter() - t0)
+    if args.quick:  # end to end on the first 49 frames (3 snippets), RGB only
+        real_iter = video.iter_frames
+        video.iter_frames = lambda p: itertools.islice(real_iter(p), 49)
+        try:
+            t0 = time.perf_counter()
+            rgb, _ = extract_video(src, nets["rgb"], None, device)
+            row("end to end, RGB only, first 49 frames", 48, time.perf_counter() - t0)
+        finally:
+            video.iter_frames = real_iter
+        return
+    t0 = time.perf_counter()
+    rgb, _ = extract_video(src, nets["rgb"], None, device)
+    row(f"end to end, RGB only ({len(rgb)} snippets)", len(decoded) - 1, time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    rgb, flow = extract_video(src, nets["rgb"], nets["flow"], device)
+    row(f"end to end, RGB + flow, all cores ({len(rgb)} snippets)", len(decoded) - 1, time.perf_counter() - t0)
+
+
+@section("video")
+def bench_video(args: argparse.Namespace) -> None:
+    """Frames/s of decode+resize (video.iter_frames) and TV-L1 flow (SPEC §12.3 parameters), 1 core and all cores."""
+    import os
+    import tempfile
+    from fractions import Fraction
+    from pathlib import Path
+
+    import av
+    import cv2
+
+    import video
+
+    src = Path(__file__).resolve().parent.parent / "shared" / "data" / "videos" / "v_GGSY1Qvo990.mp4"
+    if not src.is_file():
+        print(f"skipped: {src} is absent")
+        return
+    t0 = time.perf_counter()
+    frames = list(video.iter_frames(src))
+    dt = time.perf_counter() - t0
+    h, w = frames[0].shape[:2]
+    print(f"{'stage':<44}{'frames':>7}{'s':>9}{'frames/s':>10}")
+    print(f"{'decode 25 fps + resize (' + f'{w}x{h})':<44}{len(frames):>7}{dt:>9.2f}{len(frames) / dt:>10.1f}")
+    n_pairs = 4 if args.quick else 8  # 2 chunks of video._CHUNK = 4: both workers busy
+    grays = [video.to_gray(f) for f in frames[100 : 101 + n_pairs]]
+    threads = cv2.getNumThreads()
+    for nt in (1, threads):
+        cv2.setNumThreads(nt)
+        t0 = time.perf_counter()
+        for a, b in zip(grays[:-1], grays[1:], strict=False):
+            video.tvl1_flow(a, b)
+        dt = time.perf_counter() - t0
+        print(f"{f'TV-L1, 1 process, {nt} OpenCV thread(s)':<44}{n_pairs:>7}{dt:>9.2f}{n_pairs / dt:>10.3f}")
+    cv2.setNumThreads(threads)
+    # all cores through rgb_flow_frames: a lossless clip of the same frames (the pool reads a file)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "clip.mkv"
+        with av.open(str(clip), "w") as c:
+            s = c.add_stream("ffv1", rate=25)
+            s.width, s.height, s.pix_fmt = w, h, "yuv444p"
+            s.time_base = s.codec_context.time_base = Fraction(1, 25)
+            for k, img in enumerate(frames[100 : 101 + n_pairs]):
+                f = av.VideoFrame.from_ndarray(img, format="rgb24")
+                f.pts = k
+                c.mux(s.encode(f))
+            c.mux(s.encode())
+        for workers in sorted({1, os.cpu_count() or 1}):
+            if workers > 1:  # start the pool outside the timing
+                list(video._pool(workers).map(abs, range(workers)))
+            t0 = time.perf_counter()
+            n = sum(1 for _ in video.rgb_flow_frames(clip, workers=workers))
+            dt = time.perf_counter() - t0
+            print(f"{f'rgb_flow_frames (flow + JPEG), workers={workers}':<44}{n:>7}{dt:>9.2f}{n / dt:>10.3f}")
+
+
+@section("postprocess")
+def bench_postprocess(args: argparse.Namespace) -> None:
+    """THUMOS14-scale post-processing (postprocess.detect) + ambiguous filter + mAP (evaluate.detection_map) vs the
+    slow loop references of tests/, on synthetic smooth CAS curves over the 210 real test videos' durations."""
+    import json
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from dataset import DATASETS
+    from evaluate import detection_map
+    from postprocess import detect, filter_ambiguous, read_ambiguous
+
+    root = Path(__file__).resolve().parent
+    sys.path.insert(0, str(root / "tests"))
+    from reference_evaluate import ref_detection_map
+    from reference_postprocess import ref_detect, ref_filter_ambiguous
+
+    info = DATASETS["thumos14"]
+    ann = json.loads((root.parent / "shared/data/thumos14/annotations.json").read_text())
+    videos = [v for v in sorted(ann) if ann[v]["subset"] == "test" and v not in info.dropped_test]
+    if args.quick:
+        videos = videos[:: len(videos) // 12][:12]
+    classes = sorted({a["label"] for e in ann.values() for a in e["annotations"]})
+    ground_truth = {v: ann[v]["annotations"] for v in videos}
+    ambiguous = read_ambiguous(root / "result" / "ambiguous.txt")
+    opts = dict(cls_th=0.1, act_th=np.arange(0.1, 1.0, 0.05), alpha=0.5, iou_th=0.1, fps=25, rate=16)
+
+    # network outputs: a bump per instance (plus false bumps) on a noisy, lightly smoothed floor
+    rng = np.random.default_rng(0)
+    inputs = []
+    for v in videos:
+        L = int(ann[v]["duration"] * 25 / 16)
+        t = min(L, 750)
+        x = np.arange(t) + 0.5
+        labels = {classes.index(a["label"]) for a in ann[v]["annotations"]}
+        act = rng.uniform(0.0, 0.105, len(classes))  # ~5% of absent classes pass cls_th 0.1
+        act[list(labels)] = rng.uniform(0.3, 0.95, len(labels))
+        seg = 0.4 + 0.3 * rng.standard_normal((t, len(classes)))  # noisy: ~300-600 proposals per class
+        for a in ann[v]["annotations"]:
+            c = classes.index(a["label"])
+            s, e = (np.array(a["segment"]) * 25 / 16 * t / L).tolist()
+            width = max(0.5, (e - s) / 2)
+            seg[:, c] += rng.uniform(0.4, 0.9) * np.exp(-0.5 * ((x - (s + e) / 2) / width) ** 2)
+        for _ in range(int(rng.integers(3, 12))):  # false bumps in any class
+            c, centre = int(rng.integers(len(classes))), rng.uniform(0, t)
+            seg[:, c] += rng.uniform(0.2, 0.7) * np.exp(-0.5 * ((x - centre) / rng.uniform(0.5, 6)) ** 2)
+        kernel = np.exp(-0.5 * (np.arange(-3, 4) / 0.5) ** 2)
+        seg = np.apply_along_axis(lambda col, k=kernel: np.convolve(col, k / k.sum(), mode="same"), 0, seg)
+        inputs.append((v, act, seg, L))
+
+    def run(det_fn, filter_fn, map_fn, tiou=info.tiou_thresholds):
+        predictions = {}
+        for v, act, seg, L in inputs:
+            dets = det_fn(act, seg, L, **opts)
+            predictions[v] = [{"label": classes[c], "score": sc, "segment": [s, e]} for c, s, e, sc in dets]
+        predictions = filter_fn(predictions, ambiguous)
+        return predictions, np.asarray(map_fn(ground_truth, predictions, tiou))
+
+    def fast():
+        return run(detect, filter_ambiguous, detection_map)
+
+    t_fast = timeit(fast, repeat=3, warmup=1)
+    t0 = time.perf_counter()
+    slow_preds, slow_map = run(ref_detect, ref_filter_ambiguous, ref_detection_map)
+    t_slow = time.perf_counter() - t0
+    fast_preds, fast_map = fast()
+
+    # stage split of the fast path (post-processing vs evaluation)
+    t_det = timeit(lambda: [detect(a, s, L, **opts) for _, a, s, L in inputs], repeat=3, warmup=0)
+    t_eval = timeit(lambda: detection_map(ground_truth, fast_preds, info.tiou_thresholds), repeat=3, warmup=0)
+
+    flat = [(v, p) for v in videos for p in fast_preds[v]]
+    flat_ref = [(v, p) for v in videos for p in slow_preds[v]]
+    same = len(flat) == len(flat_ref) and all(
+        (v, p["label"], p["segment"]) == (w, q["label"], q["segment"]) and abs(p["score"] - q["score"]) <= 1e-9
+        for (v, p), (w, q) in zip(flat, flat_ref, strict=True)
+    )
+    n_class = sum(len({p["label"] for p in fast_preds[v]}) for v in videos)
+    n_raw = sum(len(detect(a, s, L, **opts)) for _, a, s, L in inputs)
+    per_class = n_raw / max(n_class, 1)
+    print(f"{len(videos)} videos, {n_class} predicted (video, class) pairs, {n_raw} detections ({per_class:.0f} per")
+    print(f"predicted class), {len(flat)} after the ambiguous filter")
+    print(f"{'path':<34}{'seconds':>10}")
+    print(f"{'slow references (tests/)':<34}{t_slow:>10.2f}")
+    print(f"{'fast: detect + filter + mAP':<34}{t_fast:>10.3f}   ({t_det:.3f} detect, {t_eval:.3f} mAP)")
+    print(f"speed-up {t_slow / t_fast:.1f}x end to end")
+    print(f"predictions identical (1e-9): {same}; mAP identical (1e-12): {np.allclose(fast_map, slow_map, 0, 1e-12)}")
+    cols = " ".join(f"{t:.1f}" for t in info.tiou_thresholds)
+    print(f"mAP@{cols} AVG: " + " ".join(f"{100 * m:.2f}" for m in [*fast_map, fast_map.mean()]))
+
+
+@section("model")
+def bench_model(args: argparse.Namespace) -> None:
+    """ACRNet (SPEC §2–§6): a training step, and the §3–§6 part against the per-video, per-class loop oracle."""
+    import functools
+    import sys
+
+    sys.path.insert(0, "tests")
+    import reference_model as R
+
+    import model as M
+
+    def heads_and_losses(seg, cas, aas, label):  # §3–§6 as the forward pass and acrnet_loss run them
+        mask, act, bkg = M.clustered_scores(seg, cas)
+        return M.acrnet_loss(M.ACRNetOutput(act, bkg, seg, mask, aas[:, :, 0], aas[:, :, 1], cas), label)[0]
+
+    def oracle(seg, cas, aas, label):
+        chain = R.heads_and_scores(seg, cas)
+        R.cls_loss(chain["act_score"], chain["bkg_score"], label)
+        for k in range(2):
+            R.gce_loss(aas[:, :, k, 0], chain["seg_mask"], label)
+
+    def train_step(net, x, label):
+        net.zero_grad(set_to_none=True)
+        loss, _ = M.acrnet_loss(net(x), label)
+        loss.backward()
+
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    repeat = 3 if args.quick else 10
+    # (name, N for §3–§6, T, C, pool, N for the full step): the full step uses a smaller N on CPU
+    configs = [
+        ("THUMOS14", 32, 750, 20, False, 32 if cuda else 4),
+        ("ActivityNet1.3", 128, 80, 200, True, 128 if cuda else 16),
+    ]
+    if args.quick:
+        configs = [("THUMOS14", 4, 100, 20, False, 2), ("ActivityNet1.3", 8, 80, 200, True, 2)]
+    rows = []
+    for name, n, t, c, pool, n_step in configs:
+        g = torch.Generator().manual_seed(0)
+        cas = torch.randn(n, t, c, generator=g) * 3
+        aas = torch.rand(n, t, 2, 1, generator=g)
+        seg = (cas.softmax(-1) + aas.mean(2)) / 2
+        label = (torch.rand(n, c, generator=g) < 2 / c).float()
+        label[torch.arange(n), torch.randint(c, (n,), generator=g)] = 1
+        inputs = [v.to(dev) for v in (seg, cas, aas, label)]
+        shape = f"N{n} T{t} C{c}"
+        fast = functools.partial(heads_and_losses, *inputs)
+        t_fast = timeit(fast, repeat=repeat, warmup=2, device=args.device)
+        t_oracle = timeit(functools.partial(oracle, *(v.numpy() for v in (seg, cas, aas, label))), repeat=1, warmup=0)
+        rows.append((name, f"§3-§6 {shape}", t_fast, t_oracle))
+        clustering = functools.partial(M.temporal_clustering, inputs[0])  # stable sort + scan + scatter back
+        t_clustering = timeit(clustering, repeat=repeat, warmup=2, device=args.device)
+        rows.append((name, f"§3 clustering only {shape}", t_clustering, None))
+
+        torch.manual_seed(0)
+        net = M.ACRNet(c, pool=pool).to(dev).train()
+        step = functools.partial(train_step, net, torch.randn(n_step, t, 2048, device=dev), inputs[3][:n_step])
+        t_step = timeit(step, repeat=repeat, warmup=2, device=args.device)
+        rows.append((name, f"train step fwd+loss+bwd N{n_step} T{t} C{c}", t_step, None))
+        if cuda:  # PyTorch runs fp32 matmuls in full fp32 by default (convs already use TF32 through cuDNN)
+            before = torch.get_float32_matmul_precision()
+            torch.set_float32_matmul_precision("high")
+            t_step = timeit(step, repeat=repeat, warmup=2, device=args.device)
+            torch.set_float32_matmul_precision(before)
+            rows.append((name, "  same, TF32 matmuls (precision 'high')", t_step, None))
+
+    print(f"{'config':<15} {'what':<44} {'fast ms':>10} {'oracle ms':>11} {'speed-up':>9}")
+    for name, what, fast_s, ref_s in rows:
+        ref_ms, ratio = (f"{ref_s * 1e3:.1f}", f"{ref_s / fast_s:.0f}x") if ref_s else ("", "")
+        print(f"{name:<15} {what:<44} {fast_s * 1e3:10.2f} {ref_ms:>11} {ratio:>9}")
+    print("oracle = tests/reference_model.py (Python loops over videos, classes, snippets; CPU, one run)")
+
+
+@section("dataset")
+def bench_dataset(args: argparse.Namespace) -> None:
+    """load_split's feature validation, per-item reads (mmap vs in-memory vs full np.load), §7.3 sampling."""
+    import json
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, "tests")
+    from reference_dataset import ref_train_indices
+
+    import dataset
+
+    V, L, S = (20, 330, 750) if args.quick else (200, 330, 750)  # THUMOS14-like: ~330 snippets per video
+    with tempfile.TemporaryDirectory() as tmp:
+        feat = Path(tmp) / "thumos14" / "features" / "val"
+        feat.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        ann = {}
+        for i in range(V):
+            n = int(rng.integers(L // 2, 3 * L // 2))
+            for m in ("rgb", "flow"):
+                np.save(feat / f"video_validation_{i:07d}_{m}.npy", rng.standard_normal((n, 1024), dtype=np.float32))
+            ann[f"video_validation_{i:07d}"] = {"subset": "val", "annotations": [{"label": "A", "segment": [0, 1]}]}
+        (Path(tmp) / "thumos14" / "annotations.json").write_text(json.dumps(ann))
+        split = dataset.load_split(tmp, "thumos14", "train", progress=False)
+        paths = split.rgb_paths + split.flow_paths
+        mb = sum(p.stat().st_size for p in paths) / 2**20
+        print(f"{V} videos, {sum(split.num_snippets)} snippets, {mb:.0f} MiB of features (page cache warm)")
+
+        def exact_check():  # the obvious check: whole-array isfinite per file
+            return all(bool(np.isfinite(np.load(p)).all()) for p in paths)
+
+        def fast_check():
+            return all(dataset._all_finite(np.load(p, mmap_mode="r")) for p in paths)
+
+        rows = [
+            ("validate: np.load + isfinite().all()", timeit(exact_check, repeat=3)),
+            ("validate: mmap + chunked isfinite", timeit(fast_check, repeat=3)),
+            (
+                "load_split (all checks)",
+                timeit(lambda: dataset.load_split(tmp, "thumos14", "train", progress=False), repeat=3),
+            ),
+        ]
+
+        def full_read_epoch():  # baseline: read both files whole, then index
+            for v in range(len(split)):
+                idx = dataset.sample_train_indices(split.num_snippets[v], S, np.random.default_rng(v))
+                np.concatenate([np.load(split.rgb_paths[v])[idx], np.load(split.flow_paths[v])[idx]], axis=1)
+
+        ds = dataset.FeatureDataset(split, S, "train")
+        mem = dataset.FeatureDataset(split, S, "train", in_memory=True)
+        rows += [
+            (f"train epoch S={S}: np.load whole + index", timeit(full_read_epoch, repeat=3)),
+            (f"train epoch S={S}: FeatureDataset mmap", timeit(lambda: [ds[(v, v)] for v in range(len(ds))], repeat=3)),
+            (f"train epoch S={S}: in_memory=True", timeit(lambda: [mem[(v, v)] for v in range(len(mem))], repeat=3)),
+        ]
+    g = np.random.default_rng(0)
+    for n in (330, 7919):
+        ref = timeit(lambda n=n: ref_train_indices(n, S, lambda a, b: int(g.integers(a, b))), repeat=5)
+        fast = timeit(lambda n=n: dataset.sample_train_indices(n, S, np.random.default_rng(1)), repeat=5)
+        rows += [(f"sample_train_indices L={n}: reference loop", ref), (f"sample_train_indices L={n}: numpy", fast)]
+    width = max(len(name) for name, _ in rows)
+    for name, t in rows:
+        print(f"{name:<{width}}  {1e3 * t:9.2f} ms")
+    for a, b in ((0, 1), (3, 4), (3, 5), (6, 7), (8, 9)):
+        print(f"speed-up {rows[b][0]} vs {rows[a][0].split(':')[-1].strip()}: {rows[a][1] / rows[b][1]:.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sections", nargs="*", help=f"which to run (default: all): {', '.join(SECTIONS)}")

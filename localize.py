@@ -1,0 +1,465 @@
+"""Localize actions in your own video(s): decode → TV-L1 flow → I3D features → ACRNet → SPEC §9 → table/JSON/CSV/PNG.
+
+Entry point: `python main.py --video clip.mp4 --model_file X.pth --data_name thumos14 --rgb_weights rgb.pt
+--flow_weights flow.pt [--save_path out]` (main.py dispatches to `run(cfg)`); `--video` may also be a folder.
+
+Per video `<stem>` (the file name without extension) it writes, in `<save_path>`:
+- `features/<stem>_rgb.npy`, `features/<stem>_flow.npy` (float32 [L, 1024], the authors' layout) and
+  `features/<stem>.json` (what they were made from): a later run reuses them when they are valid and were made from
+  the same video file (and the same I3D weights, when given), so extraction runs once per video;
+- `<stem>_detections.json` (ActivityNet results layout, plus per-video info), `<stem>_detections.csv`, `<stem>.png`.
+
+Class names travel with checkpoints written by this project (utils.save_checkpoint); the authors' plain state-dicts
+take them from --data_name (THUMOS14's fixed 20, or ActivityNet's annotation file).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from utils import InputError, atomic_json_dump, atomic_np_save, atomic_path, load_checkpoint, resolve_device
+
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts"}
+FEATURE_DIM = 1024
+TABLE_ROWS = 20  # the terminal shows the best detections; the JSON/CSV hold all of them
+
+
+# --- model and class names -----------------------------------------------------------------------------------------
+
+
+def class_names_for(data_name: str, data_path: str | os.PathLike | None, annotation_file: str | None) -> list[str]:
+    """Class list (sorted names, = class indices) for a dataset, for checkpoints that do not carry their own."""
+    import dataset
+
+    if data_name == "thumos14":
+        return list(dataset.THUMOS14_CLASSES)
+    path = annotation_path(data_name, data_path, annotation_file)
+    if path is None or not Path(path).exists():
+        where = f" ({path} not found)" if path else ""
+        raise InputError(
+            f"--data_name {data_name}: the checkpoint carries no class names and the annotation file with them is "
+            f"missing{where}; pass --annotation_file or --data_path"
+        )
+    return list(dataset.class_names(dataset.read_annotations(path)))
+
+
+def annotation_path(
+    data_name: str, data_path: str | os.PathLike | None, annotation_file: str | os.PathLike | None
+) -> Path | None:
+    """--annotation_file if given, else the dataset's annotation file under --data_path (SPEC §7.1), else None."""
+    import dataset
+
+    if annotation_file:
+        return Path(annotation_file)
+    dataset.dataset_info(data_name)  # unknown name → one-line error, even without --data_path
+    if data_path is None:
+        return None
+    try:  # dataset.py's own search (the SPEC layout, or data_path = the dataset folder itself)
+        return dataset.find_annotation_file(data_path, data_name)
+    except InputError:
+        return None
+
+
+def load_model(cfg: Any, device: torch.device) -> tuple[torch.nn.Module, list[str], Any]:
+    """ACRNet from --model_file in eval mode on `device` → (net, classes, settings).
+
+    Classes: the checkpoint's own list if it carries one, else `class_names_for(--data_name)`; the head size must
+    equal the class count (else a one-line InputError). `settings` is `cfg` (a copy), except that a checkpoint of
+    this project brings its own `pool`, and — when it was trained on another dataset than --data_name — its own
+    data_name, num_seg and alpha (the test-time settings of that dataset, SPEC §8).
+    """
+    from model import ACRNet
+
+    if not getattr(cfg, "model_file", None):
+        raise InputError("--video needs --model_file (a trained ACRNet checkpoint)")
+    path = Path(cfg.model_file)
+    state_dict, meta = load_checkpoint(path)
+    found = int(state_dict["cas_rgb_encoder.2.weight"].shape[0])
+    settings = copy.copy(cfg)
+    if meta and meta.get("classes"):
+        classes, source = [str(c) for c in meta["classes"]], "its own class list"
+        trained = meta.get("config") or {}
+        if meta.get("data_name") and meta["data_name"] != cfg.data_name:
+            print(f"note: {path.name} was trained on {meta['data_name']}; using its settings, not --data_name's")
+            settings.data_name = meta["data_name"]
+            for key in ("num_seg", "alpha"):
+                if key in trained:
+                    setattr(settings, key, trained[key])
+        if "pool" in trained:
+            settings.pool = bool(trained["pool"])  # structural: must be what the weights were trained with
+    else:
+        classes = class_names_for(cfg.data_name, cfg.data_path, getattr(cfg, "annotation_file", None))
+        source = f"--data_name {cfg.data_name}"
+    if found != len(classes):
+        raise InputError(f"{path}: checkpoint is for {found} classes, but {source} has {len(classes)}")
+    net = ACRNet(found, pool=bool(settings.pool))
+    try:
+        net.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())[:200]
+        raise InputError(f"{path}: does not fit ACRNet({found}, pool={settings.pool}): {detail}") from None
+    return net.to(device).eval(), classes, settings
+
+
+# --- features ------------------------------------------------------------------------------------------------------
+
+
+def _file_id(path: str | os.PathLike | None) -> dict[str, Any] | None:
+    """Identity of a file for the cache: size and SHA-1 of its first MiB (cheap; survives copies, unlike mtime)."""
+    if not path:
+        return None
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    return {"name": path.name, "size": path.stat().st_size, "sha1_head": hashlib.sha1(head).hexdigest()}
+
+
+def feature_paths(save_path: str | os.PathLike, stem: str) -> tuple[Path, Path, Path]:
+    """(rgb .npy, flow .npy, sidecar .json) of a video's cached features under `<save_path>/features/`."""
+    d = Path(save_path) / "features"
+    return d / f"{stem}_rgb.npy", d / f"{stem}_flow.npy", d / f"{stem}.json"
+
+
+def load_cached_features(
+    save_path: str | os.PathLike, video_path: str | os.PathLike, weights: dict[str, str | None]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached (rgb [L, 1024], flow [L, 1024]) of `video_path`, or None when absent, stale or invalid.
+
+    Valid = both files finished feature files (extract.valid_features: float32 [L ≥ 1, 1024], finite) of the same L,
+    and the sidecar says they were made from this video file (size + head hash) and, for each of `weights` given
+    now, from that same weights file.
+    """
+    from extract import valid_features
+
+    rgb_path, flow_path, meta_path = feature_paths(save_path, Path(video_path).stem)
+    if not (meta_path.is_file() and valid_features(rgb_path) and valid_features(flow_path)):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("video") != _file_id(video_path):
+        return None
+    if any(path and meta.get(key) != _file_id(path) for key, path in weights.items()):
+        return None
+    rgb, flow = np.load(rgb_path), np.load(flow_path)
+    return (rgb, flow) if rgb.shape == flow.shape else None
+
+
+class FeatureSource:
+    """Features of a video: from the cache when valid, else extracted (I3D nets loaded once, on first need).
+
+    `extract_fn(video_path) -> (rgb [L, 1024], flow [L, 1024])` replaces the I3D extraction (tests); by default it
+    is `extract.extract_video` with the --rgb_weights / --flow_weights nets.
+    """
+
+    def __init__(self, cfg: Any, device: torch.device, extract_fn: Callable[[Path], Any] | None = None) -> None:
+        self.cfg, self.device = cfg, device
+        self.weights = {k: getattr(cfg, k, None) for k in ("rgb_weights", "flow_weights")}
+        self._nets: tuple[torch.nn.Module, torch.nn.Module] | None = None
+        self._extract = extract_fn or self._extract_i3d
+
+    def _extract_i3d(self, video_path: Path) -> tuple[np.ndarray, np.ndarray]:
+        from tqdm import tqdm
+
+        import extract
+        import video
+
+        nets = self.nets()
+        total = video.probe_video(video_path).num_frames_25 - 1
+        with tqdm(total=total, desc=f"{video_path.name}: flow + I3D", unit="frame", dynamic_ncols=True) as bar:
+            return extract.extract_video(video_path, *nets, self.device, progress=bar)
+
+    def nets(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        if self._nets is None:
+            from i3d import load_i3d
+
+            missing = [f"--{k}" for k, v in self.weights.items() if not v]
+            if missing:
+                raise InputError(f"{' and '.join(missing)} needed to extract features (I3D {', '.join(missing)})")
+            rgb = load_i3d(self.weights["rgb_weights"], 3).to(self.device)
+            flow = load_i3d(self.weights["flow_weights"], 2).to(self.device)
+            self._nets = (rgb, flow)
+        return self._nets
+
+    def __call__(self, video_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, bool]:
+        """→ (rgb [L, 1024], flow [L, 1024], came from the cache)."""
+        cached = load_cached_features(self.cfg.save_path, video_path, self.weights)
+        if cached is not None:
+            return *cached, True
+        rgb, flow = self._extract(Path(video_path))
+        rgb, flow = np.ascontiguousarray(rgb, dtype=np.float32), np.ascontiguousarray(flow, dtype=np.float32)
+        if len(rgb) < 1:
+            raise InputError(f"{video_path}: too short for one 16-frame snippet at 25 fps")
+        rgb_path, flow_path, meta_path = feature_paths(self.cfg.save_path, Path(video_path).stem)
+        atomic_np_save(rgb, rgb_path)
+        atomic_np_save(flow, flow_path)
+        meta = {"video": _file_id(video_path), **{k: _file_id(v) for k, v in self.weights.items()}}
+        atomic_json_dump(meta, meta_path, indent=1)  # written last: it is what makes the pair a valid cache entry
+        return rgb, flow, False
+
+
+# --- inference -----------------------------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def infer_scores(
+    net: torch.nn.Module, rgb: np.ndarray, flow: np.ndarray, num_seg: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One video through ACRNet with test sampling (SPEC §7.3) → (act_score [C], seg_score [T', C]) as float64.
+
+    rgb, flow [L, 1024]; T' = min(L, num_seg). The net's device is used; eval mode is the caller's (load_model).
+    """
+    from dataset import sample_test_indices
+
+    idx = np.asarray(sample_test_indices(len(rgb), num_seg))
+    x = torch.from_numpy(np.concatenate([rgb[idx], flow[idx]], axis=1)[None])  # [1, T', 2048]
+    out = net(x.to(next(net.parameters()).device))
+    return out.act_score[0].double().cpu().numpy(), out.seg_score[0].double().cpu().numpy()
+
+
+def _detect(act_score: np.ndarray, seg_score: np.ndarray, num_snippets: int, cfg: Any) -> list[tuple]:
+    """SPEC §9 steps 2–5 with the run's settings, best score first (stable, so ties keep SPEC order)."""
+    from postprocess import detect
+
+    found = detect(
+        act_score,
+        seg_score,
+        num_snippets,
+        cls_th=cfg.cls_th,
+        act_th=np.asarray(cfg.act_th),
+        alpha=cfg.alpha,
+        iou_th=cfg.iou_th,
+        fps=cfg.fps,
+        rate=cfg.rate,
+    )
+    order = np.argsort([-float(d[3]) for d in found], kind="stable")
+    return [tuple(found[i]) for i in order]
+
+
+def localize_features(
+    net: torch.nn.Module, rgb: np.ndarray, flow: np.ndarray, classes: Sequence[str], cfg: Any
+) -> list[dict[str, Any]]:
+    """Detections of one video from its features: rgb, flow [L, 1024] → [{"label", "score", "segment": [s, e]}],
+    best score first. Uses cfg.num_seg, cls_th, act_th, alpha, iou_th, fps, rate."""
+    act, seg = infer_scores(net, rgb, flow, cfg.num_seg)
+    return detections_as_records(_detect(act, seg, len(rgb), cfg), classes)
+
+
+def detections_as_records(detections: Sequence[tuple], classes: Sequence[str]) -> list[dict[str, Any]]:
+    """[(class_index, start_s, end_s, score)] → [{"label", "score", "segment"}] (the ActivityNet results layout)."""
+    return [{"label": classes[int(c)], "score": float(p), "segment": [float(s), float(e)]} for c, s, e, p in detections]
+
+
+# --- outputs -------------------------------------------------------------------------------------------------------
+
+
+def format_table(records: Sequence[dict[str, Any]], limit: int = TABLE_ROWS) -> str:
+    """The terminal table: class | start (s) | end (s) | confidence, `limit` best rows and a count of the rest."""
+    if not records:
+        return "  (no detections)"
+    width = max(5, *(len(r["label"]) for r in records[:limit]))
+    lines = [f"  {'class':<{width}}  {'start':>8}  {'end':>8}  {'confidence':>10}"]
+    lines.append("  " + "-" * (width + 32))
+    for r in records[:limit]:
+        s, e = r["segment"]
+        lines.append(f"  {r['label']:<{width}}  {s:>8.2f}  {e:>8.2f}  {r['score']:>10.4f}")
+    if len(records) > limit:
+        lines.append(f"  … {len(records) - limit} more (all in the JSON/CSV)")
+    return "\n".join(lines)
+
+
+def write_csv(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Atomically write `class,start_s,end_s,confidence` rows (full float precision)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["class", "start_s", "end_s", "confidence"])
+    for r in records:
+        w.writerow([r["label"], repr(r["segment"][0]), repr(r["segment"][1]), repr(r["score"])])
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def find_videos(path: str | os.PathLike) -> list[Path]:
+    """--video: one file, or the video files (by extension) directly inside a folder, sorted by name."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InputError(f"{path}: no such video file or folder")
+    videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not videos:
+        raise InputError(f"{path}: folder holds no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+    stems = [p.stem for p in videos]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise InputError(f"{path}: several videos share the name {dup[0]!r} (outputs are named by it); rename them")
+    return videos
+
+
+def annotations_at_hand(cfg: Any, data_name: str) -> dict[str, dict[str, Any]]:
+    """The dataset's annotations when the file is at hand (to draw ground truth in pictures), else {}."""
+    import dataset
+
+    try:
+        path = annotation_path(data_name, cfg.data_path, getattr(cfg, "annotation_file", None))
+        return dataset.read_annotations(path) if path is not None and path.exists() else {}
+    except InputError:
+        return {}
+
+
+def ground_truth_of(stem: str, annotations: dict[str, dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """[{"label", "segment"}] of a video named `stem` (ActivityNet's `v_` prefix or not), None if not annotated."""
+    import dataset
+
+    try:
+        return dataset.ground_truth(annotations, [stem])[stem]
+    except InputError:
+        return None
+
+
+def localize_video(
+    video_path: str | os.PathLike,
+    net: torch.nn.Module,
+    classes: Sequence[str],
+    cfg: Any,
+    features: FeatureSource,
+    ground_truth: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Everything for one video: features (cached), scores, detections, the three files and the picture.
+
+    → {"video", "num_snippets", "detections" (records), "json", "csv", "png", "cached", "seconds"}.
+    """
+    import video
+    import visualise
+
+    video_path = Path(video_path)
+    stem = video_path.stem
+    save = Path(cfg.save_path)
+    t0 = time.perf_counter()
+    probe = video.probe_video(video_path)  # unreadable / empty / no video stream → one-line InputError, early
+    rgb, flow, cached = features(video_path)
+    t1 = time.perf_counter()
+    act, seg = infer_scores(net, rgb, flow, cfg.num_seg)
+    found = _detect(act, seg, len(rgb), cfg)
+    records = detections_as_records(found, classes)
+    t2 = time.perf_counter()
+    info = {
+        "file": str(video_path),
+        "duration_s": float(probe.duration_s),
+        "num_snippets": len(rgb),
+        "seconds_covered": len(rgb) * cfg.rate / cfg.fps,
+        "model_file": str(cfg.model_file),
+        "predicted_classes": sorted({r["label"] for r in records}),
+    }
+    payload = {"version": "ACRNet localize", "results": {stem: records}, "external_data": {}, "info": {stem: info}}
+    json_path, csv_path = save / f"{stem}_detections.json", save / f"{stem}_detections.csv"
+    atomic_json_dump(payload, json_path, indent=1)
+    write_csv(records, csv_path)
+    png = visualise.plot_video(
+        save / f"{stem}.png",
+        classes=classes,
+        seg_score=seg,
+        act_score=act,
+        num_snippets=len(rgb),
+        detections=found,
+        fps=cfg.fps,
+        rate=cfg.rate,
+        ground_truth=ground_truth,
+        video_path=video_path,
+        title=f"{stem} — {Path(cfg.model_file).name}",
+    )
+    seconds = {"features": t1 - t0, "acrnet+post": t2 - t1, "outputs": time.perf_counter() - t2}
+    return {
+        "video": stem,
+        "num_snippets": len(rgb),
+        "detections": records,
+        "json": json_path,
+        "csv": csv_path,
+        "png": png,
+        "cached": cached,
+        "seconds": seconds,
+    }
+
+
+def run(cfg: Any, extract_fn: Callable[..., Any] | None = None) -> int:
+    """`main.py --video PATH`: localize actions in one video or every video of a folder → exit code.
+
+    cfg: main's config (data_path, data_name, save_path, model_file, num_seg, cls_th, iou_th, act_th, alpha, fps,
+    rate, device, video, rgb_weights, flow_weights; optional annotation_file). One video: bad input raises InputError
+    (main prints one line, exit 2). A folder: a failing video is reported on one line, the others still run, and the
+    summary lists the failures; returns 1 if any failed, else 0. `extract_fn`: see FeatureSource (tests).
+    """
+    from tqdm import tqdm
+
+    device = resolve_device(str(cfg.device))
+    videos = find_videos(cfg.video)
+    folder = Path(cfg.video).is_dir()
+    net, classes, cfg = load_model(cfg, device)
+    annotations = annotations_at_hand(cfg, cfg.data_name)
+    features = FeatureSource(cfg, device, extract_fn)
+    print(
+        f"ACRNet {Path(cfg.model_file).name}: {len(classes)} classes ({cfg.data_name}), device {device}; "
+        f"{len(videos)} video(s) → {cfg.save_path}"
+    )
+    done: list[dict[str, Any]] = []
+    failed: list[tuple[Path, str]] = []
+    for video_path in tqdm(videos, desc="videos", unit="video", disable=not folder):
+        try:
+            result = localize_video(
+                video_path, net, classes, cfg, features, ground_truth_of(video_path.stem, annotations)
+            )
+        except Exception as e:  # noqa: BLE001 — a folder run reports a broken video and goes on
+            if not folder:
+                raise
+            msg = str(e) if isinstance(e, InputError) else f"{video_path}: {type(e).__name__}: {e}"
+            tqdm.write(f"error: {msg}", file=sys.stderr)  # above the progress bar, on a line of its own
+            failed.append((video_path, msg))
+            continue
+        done.append(result)
+        where = "cached features" if result["cached"] else "extracted features"
+        took = sum(result["seconds"].values())
+        files = ", ".join(result[k].name for k in ("json", "csv", "png"))
+        tqdm.write(
+            f"\n{video_path.name}: {result['num_snippets']} snippets ({where}, {took:.1f} s), "
+            f"{len(result['detections'])} detections → {files}"
+        )
+        tqdm.write(format_table(result["detections"]))
+    if folder:
+        print(_summary(done, failed))
+    return 1 if failed else 0
+
+
+def _summary(done: Sequence[dict[str, Any]], failed: Sequence[tuple[Path, str]]) -> str:
+    """End-of-run table for a folder: one row per video (best detection or the error)."""
+    rows = [("video", "snippets", "detections", "best detection", "time (s)")]
+    for r in done:
+        best = r["detections"][0] if r["detections"] else None
+        label = (
+            f"{best['label']} {best['segment'][0]:.1f}–{best['segment'][1]:.1f} s ({best['score']:.2f})"
+            if best
+            else "-"
+        )
+        rows.append(
+            (r["video"], str(r["num_snippets"]), str(len(r["detections"])), label, f"{sum(r['seconds'].values()):.1f}")
+        )
+    for path, msg in failed:
+        rows.append((path.stem, "-", "-", f"FAILED: {msg}", "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    tail = f"{len(done)} done, {len(failed)} failed"
+    return "\nsummary:\n" + "\n".join(lines) + f"\n{tail}"

@@ -1,0 +1,283 @@
+"""main.py: CLI config and defaults, --act_th parsing, end-to-end train/test on a tiny synthetic set, resume
+equivalence, the honest protocol, and one-line errors that overwrite nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dataset
+import main
+from demo import make_demo
+from model import ACRNet
+from utils import InputError, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# Tiny runs: 6 training / 3 test videos (L 15–75), 16 snippets, batch 2.
+TINY = ["--num_seg", "16", "--batch_size", "2", "--eval_iter", "1", "--no_progress", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_demo(tmp_path_factory.mktemp("data"), seed=0, max_train=6, max_test=3)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+# --- config ------------------------------------------------------------------------------------------------------
+
+
+def test_act_th_range_is_numpy_arange_exactly():
+    got = main.parse_act_th("0.1:1.0:0.05")
+    want = np.arange(0.1, 1.0, 0.05)
+    assert len(got) == 18 and np.array_equal(np.asarray(got), want)  # bit-exact, 0.1 … 0.95
+    assert main.make_config([]).act_th == want.tolist()  # the default is the same list
+
+
+@pytest.mark.parametrize("argv", [["0.1", "0.2"], ["0.1,0.2"], ["0.1, 0.2"], ["0.1", "0.2,"]])
+def test_act_th_lists(argv):
+    assert main.make_config(["--act_th", *argv]).act_th == [0.1, 0.2]
+
+
+@pytest.mark.parametrize(
+    "value", ["abc", "0.1:1.0", "0.1:1.0:0", "0.1:1.0:-0.1", "1.5", "nan", "0.5:0.1:0.1", "__import__('os')", ","]
+)
+def test_act_th_rejects(value):
+    with pytest.raises(InputError, match="--act_th"):
+        main.make_config(["--act_th", value])
+
+
+def test_dataset_defaults_and_overrides():
+    th = main.make_config([])
+    assert (th.data_name, th.num_seg, th.batch_size, th.alpha, th.pool) == ("thumos14", 750, 32, 0.5, False)
+    assert th.seed == 42
+    assert (th.num_iter, th.eval_iter, th.init_lr, th.weight_decay, th.lamda) == (2000, 100, 1e-4, 1e-3, 0.1)
+    assert (th.cls_th, th.iou_th, th.fps, th.rate) == (0.1, 0.1, 25.0, 16)
+    for name in ("activitynet1.2", "activitynet1.3"):
+        an = main.make_config(["--data_name", name])
+        assert (an.num_seg, an.batch_size, an.alpha, an.pool) == (80, 128, 0.8, True)
+    an = main.make_config(["--data_name", "activitynet1.3", "--num_seg", "100", "--alpha", "0.3", "--no-pool"])
+    assert (an.num_seg, an.batch_size, an.alpha, an.pool) == (100, 128, 0.3, False)
+    assert main.make_config(["--num_segments", "64"]).num_seg == 64  # the authors' README spelling
+    demo = main.make_config(["--demo", "--num_iter", "7"])
+    assert (demo.data_path, demo.num_seg, demo.batch_size, demo.num_iter, demo.init_lr) == ("demo_data", 48, 8, 7, 3e-4)
+    with pytest.raises(InputError, match="--batch_size"):
+        main.make_config(["--batch_size", "0"])
+    with pytest.raises(InputError, match="--val_fraction"):
+        main.make_config(["--val_fraction", "1.0"])
+    with pytest.raises(InputError, match="--num_segments: invalid int value"):  # argparse errors: one line too
+        main.make_config(["--num_seg", "many"])
+    with pytest.raises(InputError, match="invalid choice"):
+        main.make_config(["--data_name", "thumos15"])
+
+
+def test_train_batches_are_a_pure_function_of_step(tiny_data):
+    split = dataset.load_split(tiny_data, "thumos14", "train", progress=False)
+    feats = dataset.FeatureDataset(split, 16, mode="train")
+    full = main.TrainSteps(feats, 4, seed=5, first=1, last=6)
+    later = main.TrainSteps(feats, 4, seed=5, first=4, last=6)  # a resumed run's loader
+    for k in range(3):
+        assert all(torch.equal(a, b) for a, b in zip(full[3 + k], later[k], strict=True))
+    # Over two passes' worth of draws every video appears exactly twice: shuffled passes, each reshuffled.
+    n = len(split)
+    videos = main._stream_position_video(np.arange(2 * n), n, seed=5)
+    assert n >= 4 and np.bincount(videos, minlength=n).tolist() == [2] * n
+    assert not np.array_equal(videos[:n], videos[n:])
+    other = main.TrainSteps(feats, 4, seed=6, first=1, last=1)
+    assert not torch.equal(full[0][0], other[0][0])
+
+
+def test_holdout_split_is_seeded_and_disjoint(tiny_data):
+    split = dataset.load_split(tiny_data, "thumos14", "train", progress=False)
+    tr, va = main.holdout_split(split, 0.34, seed=1)
+    tr2, va2 = main.holdout_split(split, 0.34, seed=1)
+    assert va.videos == va2.videos and len(va) == 2 and len(tr) == 4
+    assert sorted(tr.videos + va.videos) == sorted(split.videos)
+    for part in (tr, va):
+        idx = [split.videos.index(v) for v in part.videos]
+        assert np.array_equal(part.labels, split.labels[idx])
+        assert part.num_snippets == [split.num_snippets[i] for i in idx]
+        assert set(part.ground_truth) == set(part.videos)
+    with pytest.raises(InputError, match="--val_fraction"):
+        main.holdout_split(split, 0.99, seed=1)
+
+
+def test_rng_state_survives_weights_only_save(tmp_path):
+    import random
+
+    main.set_seed(11)
+    state = main._rng_state()
+    torch.save(state, tmp_path / "s.pt")
+    want = (random.random(), np.random.rand(), torch.rand(()))
+    main._set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True))
+    assert (random.random(), np.random.rand(), torch.rand(())) == want
+
+
+# --- end to end --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device):
+    save = tmp_path / "run"
+    argv = ["--data_path", str(tiny_data), "--save_path", str(save), "--device", device, *TINY]
+    assert main.main([*argv, "--num_iter", "2"]) == 0
+    rows = read_rows(save / "thumos14.csv")
+    assert [r["step"] for r in rows] == ["1", "2"]
+    assert list(rows[0])[:3] == ["step", "loss", "test_acc"] and list(rows[0])[-1] == "mAP@AVG"
+    assert len(rows[0]) == 3 + 7 + 1  # SPEC §10: 7 THUMOS14 tIoUs + AVG
+    assert all(np.isfinite(float(r["loss"])) and 0 <= float(r["mAP@AVG"]) <= 1 for r in rows)
+    for name in ("thumos14.pth", "thumos14_last.pt", "thumos14_predictions.json", "thumos14_ground_truth.json"):
+        assert (save / name).is_file(), name
+    preds = json.loads((save / "thumos14_predictions.json").read_text())
+    assert set(preds) == {"version", "results", "external_data"}
+    test_split = dataset.load_split(tiny_data, "thumos14", "test", progress=False)
+    assert set(preds["results"]) == set(test_split.videos)
+    for p in (p for ps in preds["results"].values() for p in ps):
+        assert p["label"] in test_split.classes and p["segment"][0] < p["segment"][1]
+    gt = json.loads((save / "thumos14_ground_truth.json").read_text())
+    assert dataset.read_annotations(save / "thumos14_ground_truth.json").keys() == set(test_split.videos)
+    assert gt["database"][test_split.videos[0]]["annotations"] == test_split.ground_truth[test_split.videos[0]]
+
+    # Test mode with the best checkpoint reproduces the best row's numbers exactly.
+    best = max(rows, key=lambda r: float(r["mAP@AVG"]))  # first of equal maxima, as training keeps it
+    out = tmp_path / "test"
+    result = main.run(
+        main.make_config(
+            ["--data_path", str(tiny_data), "--save_path", str(out), "--device", device, *TINY]
+            + ["--model_file", str(save / "thumos14.pth"), "--save_vis"]
+        )
+    )
+    tested = read_rows(out / "thumos14_test.csv")[0]
+    for key in [k for k in best if k.startswith("mAP@")] + ["test_acc"]:
+        assert float(tested[key]) == float(best[key]), key
+    assert float(tested["mAP@AVG"]) == pytest.approx(result.avg)
+    assert json.loads((out / "thumos14_test_predictions.json").read_text())["results"] == result.predictions
+    pictures = {p.name for p in (out / "thumos14_test_vis").iterdir()}  # --save_vis → visualise.save_test_visuals
+    assert pictures == {f"{v}.png" for v in test_split.videos} | {"ap_per_class.png", "map_vs_tiou.png"}
+
+
+def test_video_mode_dispatches_to_localize(monkeypatch, tmp_path):
+    import localize
+
+    seen = {}
+    monkeypatch.setattr(localize, "run", lambda cfg: seen.setdefault("cfg", cfg) and 0)
+    argv = ["--video", "clip.mp4", "--model_file", "m.pth", "--rgb_weights", "r.pt", "--flow_weights", "f.pt"]
+    assert main.main([*argv, "--save_path", str(tmp_path)]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.video, cfg.model_file, cfg.rgb_weights, cfg.flow_weights) == ("clip.mp4", "m.pth", "r.pt", "f.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
+    base = ["--data_path", str(tiny_data), "--device", "cpu", *TINY, "--eval_iter", "2", "--num_iter", "3"]
+    assert main.main([*base, "--save_path", str(tmp_path / "a")]) == 0
+    b = ["--save_path", str(tmp_path / "b")]
+    assert main.main([*base, *b, "--stop_at", "1"]) == 0  # paused between evaluations
+    assert not (tmp_path / "b" / "thumos14.csv").exists() and (tmp_path / "b" / "thumos14_last.pt").is_file()
+    assert main.main([*base, *b, "--resume", "--stop_at", "2"]) == 0  # paused right at an evaluation
+    assert [r["step"] for r in read_rows(tmp_path / "b" / "thumos14.csv")] == ["2"]
+    assert main.main([*base, *b, "--resume"]) == 0
+    a = (tmp_path / "a" / "thumos14.csv").read_text()
+    assert a.count("\n") == 3 and a == (tmp_path / "b" / "thumos14.csv").read_text()  # losses and mAPs, bit-exact
+    sa = torch.load(tmp_path / "a" / "thumos14.pth", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "thumos14.pth", weights_only=True)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    # Resuming with other settings is refused in one line.
+    with pytest.raises(InputError, match="--num_iter"):
+        main.run(main.make_config([*base[:-1], "8", *b, "--resume"]))
+
+
+def test_honest_protocol_selects_on_validation(tiny_data, tmp_path):
+    save = tmp_path / "honest"
+    argv = ["--data_path", str(tiny_data), "--save_path", str(save), "--device", "cpu", *TINY]
+    assert main.main([*argv, "--num_iter", "1", "--val_fraction", "0.34"]) == 0
+    rows = read_rows(save / "thumos14.csv")
+    assert list(rows[0])[2] == "val_acc" and len(rows) == 1
+    gt = json.loads((save / "thumos14_ground_truth.json").read_text())["database"]
+    train = dataset.load_split(tiny_data, "thumos14", "train", progress=False)
+    assert len(gt) == 2 and set(gt) <= set(train.videos)  # selection ran on held-out training videos
+    test_row = read_rows(save / "thumos14_test.csv")[0]
+    assert test_row["step"] == "1"
+    results = json.loads((save / "thumos14_test_predictions.json").read_text())["results"]
+    assert set(results) == set(dataset.load_split(tiny_data, "thumos14", "test", progress=False).videos)
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def guarded(tiny_data, tmp_path):
+    """A save folder holding earlier outputs; the test asserts they survive a failed run untouched."""
+    save = tmp_path / "out"
+    save.mkdir()
+    for name in ("thumos14_test.csv", "thumos14_test_predictions.json", "thumos14.csv", "thumos14.pth"):
+        (save / name).write_text(f"earlier {name}\n")
+    return save
+
+
+def _wrong_classes(path: Path) -> Path:
+    save_checkpoint(ACRNet(5).state_dict(), path, {"classes": list("abcde"), "data_name": "x", "config": {}})
+    return path
+
+
+def _corrupt(path: Path) -> Path:
+    path.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing data", "data folder not found"),
+        ("missing checkpoint", "checkpoint file not found"),
+        ("wrong class count", "checkpoint is for 5 classes, but the dataset has"),
+        ("corrupt checkpoint", "not a readable PyTorch checkpoint"),
+        ("bad act_th", "--act_th"),
+        ("resume without file", "no resume file"),
+    ],
+)
+def test_bad_input_is_one_line_and_overwrites_nothing(case, message, tiny_data, tmp_path, guarded, capsys):
+    argv = ["--data_path", str(tiny_data), "--save_path", str(guarded), *TINY, "--num_iter", "2"]
+    if case == "missing data":
+        argv[1] = str(tmp_path / "nowhere")
+    elif case == "missing checkpoint":
+        argv += ["--model_file", str(tmp_path / "none.pth")]
+    elif case == "wrong class count":
+        argv += ["--model_file", str(_wrong_classes(tmp_path / "five.pth"))]
+    elif case == "corrupt checkpoint":
+        argv += ["--model_file", str(_corrupt(tmp_path / "bad.pth"))]
+    elif case == "bad act_th":
+        argv += ["--act_th", "0.1:oops"]
+    elif case == "resume without file":
+        argv += ["--resume"]
+    before = snapshot(guarded)
+    assert main.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert snapshot(guarded) == before
+
+
+def test_subprocess_exit_code_and_single_line(tiny_data, tmp_path, guarded):
+    bad = _wrong_classes(tmp_path / "five.pth")
+    argv = ["--data_path", str(tiny_data), "--save_path", str(guarded), "--model_file", str(bad), "--no_progress"]
+    before = snapshot(guarded)
+    proc = subprocess.run([sys.executable, "main.py", *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    classes = len(dataset.load_split(tiny_data, "thumos14", "test", progress=False).classes)
+    assert proc.stderr.strip() == f"error: {bad}: checkpoint is for 5 classes, but the dataset has {classes}"
+    assert snapshot(guarded) == before
