@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from i3d import CROP, FEATURE_DIM, InceptionI3d, center_crop, fp32_convolutions, load_i3d, to_i3d_input
-from utils import InputError, atomic_np_save, resolve_device
+from utils import InputError, atomic_np_save, parse_shard, resolve_device
 
 SNIPPET = 16  # frames per snippet (SPEC §12.6)
 MODALITIES = ("rgb", "flow")
@@ -200,14 +200,7 @@ def resolve_shard(text: str | None, rank: int = 0, world: int = 1) -> tuple[int,
 
     Rank r of shard I takes shard I·world + r of N·world, so all (I, r) pairs partition the video list.
     """
-    i, n = 0, 1
-    if text is not None:
-        try:
-            i, n = (int(v) for v in text.split("/"))
-        except ValueError:
-            raise InputError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-        if not 0 <= i < n:
-            raise InputError(f"--shard {text}: needs 0 <= I < N")
+    i, n = parse_shard(text) if text is not None else (0, 1)
     return i * world + rank, n * world
 
 

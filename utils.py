@@ -72,6 +72,17 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """`--shard I/N` → (I, N) with 0 <= I < N (0-based: shard I takes videos I, I+N, ... of the sorted list)."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise InputError(f"--shard {text}: needs 0 <= I < N")
+    return i, n
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` → CUDA if available, else CPU; otherwise `torch.device(name)` (clear error if CUDA is absent)."""
     if name == "auto":

@@ -29,7 +29,7 @@ import av
 import cv2
 import numpy as np
 
-from utils import InputError
+from utils import InputError, parse_shard
 
 FLOW_BOUND = 20.0  # SPEC §12.4: flow saturates at ±20 px; quantisation scale 128/20 = 6.4
 JPEG_QUALITY = 95  # cv2.imwrite's default, as the authors wrote their frames
@@ -552,16 +552,6 @@ def read_frame_folders(video_dir: str | os.PathLike) -> Iterator[tuple[np.ndarra
         yield _decode_jpeg(r.read_bytes(), False, str(r)), flow
 
 
-def _parse_shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise InputError(f"--shard {text}: expected I/N, e.g. 0/4") from None
-    if not 0 <= i < n:
-        raise InputError(f"--shard {text}: need 0 <= I < N")
-    return i, n
-
-
 def frames_cli(argv: list[str] | None = None) -> int:
     """`python dataset.py --video_dir V --output_dir O [--workers N] [--shard I/N]` → exit code (0 ok, 1 some failed).
 
@@ -580,7 +570,7 @@ def frames_cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--short_side", type=int, default=256, help="shorter side after resizing (SPEC: 256)")
     args = parser.parse_args(argv)
     try:
-        shard, nshards = _parse_shard(args.shard)
+        shard, nshards = parse_shard(args.shard)
         video_dir = Path(args.video_dir)
         if not video_dir.is_dir():
             raise InputError(f"--video_dir {video_dir}: folder not found")
