@@ -582,7 +582,8 @@ def train(cfg: Config, device: torch.device) -> dict[str, Any]:
             tious,
             np.asarray(best_row[3:-1]),
             best_row[2],
-            f"best {eval_name} mAP (%) at step {best_row[0]} of {step} (checkpoint {best_path})",
+            f"best {eval_name} mAP (%) at step {best_row[0]} of {step} (checkpoint {best_path})"
+            + (" — SYNTHETIC demo data" if cfg.demo else ""),
         )
     )
     if step == cfg.num_iter and (honest or cfg.save_vis):
