@@ -107,6 +107,7 @@ class Config:
     flow_weights: str | None = None
     progress: bool = True
     tf32: bool = False
+    skip_bad: bool = False
 
     def summary(self) -> str:
         items = dataclasses.asdict(self)
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rgb_weights", default=S, help="I3D RGB weights for --video")
     p.add_argument("--flow_weights", default=S, help="I3D flow weights for --video")
     p.add_argument("--no_progress", dest="progress", action="store_false", default=S, help="no progress bars")
+    p.add_argument("--skip_bad", action="store_true", default=S, help="skip and count bad feature files, not fail")
     p.add_argument("--tf32", action="store_true", default=S, help="CUDA: TF32 matmuls too (cuDNN convs already are)")
     return p
 
@@ -494,11 +496,23 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def load_checked_split(cfg: Config, split: str) -> Any:
+    """dataset.load_split with the run's flags; prints the split's summary (videos, classes, what was skipped)."""
+    loaded = dataset.load_split(
+        cfg.data_path,
+        cfg.data_name,
+        split,
+        skip_bad=cfg.skip_bad,
+        annotation_file=cfg.annotation_file,
+        progress=cfg.progress,
+    )
+    print(loaded.summary())
+    return loaded
+
+
 def load_data(cfg: Config) -> tuple[Any, Any, Any]:
     """(train split, selection split, test split): selection is the test split unless --val_fraction > 0."""
-    kw = {"annotation_file": cfg.annotation_file, "progress": cfg.progress}
-    train = dataset.load_split(cfg.data_path, cfg.data_name, "train", **kw)
-    test = dataset.load_split(cfg.data_path, cfg.data_name, "test", **kw)
+    train, test = (load_checked_split(cfg, split) for split in ("train", "test"))
     if cfg.val_fraction > 0:
         train, val = holdout_split(train, cfg.val_fraction, cfg.seed)
         return train, val, test
@@ -639,9 +653,7 @@ def _load_resume(path: Path, cfg: Config, model, opt, sched, device) -> tuple[in
 
 def test(cfg: Config, device: torch.device) -> EvalResult:
     """Test a checkpoint (`--model_file`): SPEC §9 test pass + §10 mAP, table, CSV and predictions JSON."""
-    split = dataset.load_split(
-        cfg.data_path, cfg.data_name, "test", annotation_file=cfg.annotation_file, progress=cfg.progress
-    )
+    split = load_checked_split(cfg, "test")
     sd, meta = load_checkpoint(cfg.model_file, len(split.classes))
     if meta and meta.get("classes") and list(meta["classes"]) != list(split.classes):
         raise InputError(f"{cfg.model_file}: checkpoint classes differ from the {cfg.data_name} classes")

@@ -281,3 +281,22 @@ def test_subprocess_exit_code_and_single_line(tiny_data, tmp_path, guarded):
     classes = len(dataset.load_split(tiny_data, "thumos14", "test", progress=False).classes)
     assert proc.stderr.strip() == f"error: {bad}: checkpoint is for 5 classes, but the dataset has {classes}"
     assert snapshot(guarded) == before
+
+
+def test_bad_feature_file_fails_in_one_line_or_is_skipped_with_skip_bad(tiny_data, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    test_dir = data / "thumos14" / "features" / "test"
+    victim = sorted(test_dir.glob("*_rgb.npy"))[0]
+    rgb = np.load(victim)
+    rgb[0, 0] = np.nan
+    np.save(victim, rgb)
+    argv = ["--data_path", str(data), "--save_path", str(tmp_path / "out"), *TINY, "--num_iter", "1"]
+    assert main.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and victim.name in err[0] and "NaN" in err[0], err
+    assert main.main([*argv, "--skip_bad"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out and (tmp_path / "out" / "thumos14.csv").is_file()
