@@ -252,7 +252,7 @@ def _cluster_sorted(vals: Tensor) -> Tensor:
     """§3 scan: vals [..., T] rows sorted descending → 0/1 mask [..., T] in sorted order, vals' dtype."""
     if vals.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"seg_score must be float32 or float64, got {vals.dtype}")
-    rows = vals.reshape(-1, vals.shape[-1]).contiguous()
+    rows = vals.reshape(math.prod(vals.shape[:-1]), vals.shape[-1]).contiguous()  # not -1: T = 0 must work
     if rows.is_cuda:
         try:
             out = _cluster_scan_triton(rows)

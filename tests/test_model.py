@@ -74,6 +74,16 @@ def test_clustering_edge_rows():
     assert model.temporal_clustering(row)[0, :, 0].tolist() == [1, 0, 1, 0, 1, 0]
 
 
+@pytest.mark.parametrize("shape", [(2, 0, 3), (0, 5, 3), (2, 5, 0)], ids=["T0", "N0", "C0"])
+def test_empty_inputs_give_empty_outputs(shape):
+    # T = 0 used to crash in the §3 scan (reshape(-1, 0) is ambiguous); refine_mask / video_scores already coped
+    seg = torch.rand(shape, dtype=torch.float64)
+    assert model.temporal_clustering(seg).shape == shape
+    assert model.refine_mask(seg, seg, seg).shape == shape
+    mask, act, bkg = model.clustered_scores(seg, seg)
+    assert mask.shape == shape and act.shape == bkg.shape == (shape[0], shape[2])
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_forward_chain_equals_public_steps_and_no_positive_rows(dtype, device):
