@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
 import io
+import json
 import math
 import random
 import re
@@ -210,6 +212,8 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
             raise InputError(f"--{name} {getattr(cfg, name)}: must be at least 1")
     if cfg.workers < 0:
         raise InputError(f"--workers {cfg.workers}: must be 0 or more")
+    if not 0 <= cfg.seed < 2**32:  # numpy.random.seed's range
+        raise InputError(f"--seed {cfg.seed}: must be in [0, 2**32)")
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise InputError(f"--val_fraction {cfg.val_fraction}: must be in [0, 1)")
     if cfg.fps <= 0 or cfg.alpha <= 0:
@@ -538,8 +542,9 @@ def train(cfg: Config, device: torch.device) -> dict[str, Any]:
     step, rows, best = 0, [], -math.inf
     loss_sum = torch.zeros((), device=device)  # accumulated on device: no host sync inside a step
     loss_count = 0
+    data = _data_fingerprint(train_split, sel_split)
     if cfg.resume:
-        step, rows, best, loss_sum, loss_count = _load_resume(last_path, cfg, model, opt, sched, device)
+        step, rows, best, loss_sum, loss_count = _load_resume(last_path, cfg, model, opt, sched, device, data)
         print(f"resumed from {last_path} at step {step}")
     header = csv_header(tious, eval_name)
 
@@ -578,12 +583,12 @@ def train(cfg: Config, device: torch.device) -> dict[str, Any]:
                     ground_truth_json(sel_split, cfg.data_name, eval_name),
                     save / f"{cfg.data_name}_ground_truth.json",
                 )
-            _save_resume(last_path, cfg, model, opt, sched, step, rows, best, loss_sum, loss_count)
+            _save_resume(last_path, cfg, model, opt, sched, step, rows, best, loss_sum, loss_count, data)
             eval_seconds += time.perf_counter() - t0
             bar.set_postfix(loss=f"{mean_loss:.4f}", mAP=f"{100 * result.avg:.1f}", best=f"{100 * best:.1f}")
     bar.close()
     if loss_count:  # stopped between evaluations (--stop_at): keep the steps done since the last one
-        _save_resume(last_path, cfg, model, opt, sched, step, rows, best, loss_sum, loss_count)
+        _save_resume(last_path, cfg, model, opt, sched, step, rows, best, loss_sum, loss_count, data)
     total = time.perf_counter() - start
     print(f"{total:.0f} s: training {total - eval_seconds:.0f} s, evaluation and saving {eval_seconds:.0f} s")
     if step < cfg.num_iter:
@@ -609,13 +614,39 @@ def train(cfg: Config, device: torch.device) -> dict[str, Any]:
     return dict(zip(header, best_row, strict=True))
 
 
+def _data_fingerprint(train_split: dataset.Split, sel_split: dataset.Split) -> str:
+    """A hash of the data a run depends on: classes, training videos (L, labels), selection videos (L, ground truth).
+
+    Stored in the resume file, so a resume on other data (--annotation_file, --data_path, changed features) is
+    refused instead of silently continuing on a different training stream."""
+    parts = {
+        "classes": list(train_split.classes),
+        "train": [train_split.videos, train_split.num_snippets],
+        "select": [sel_split.videos, sel_split.num_snippets, sel_split.ground_truth, sel_split.ambiguous],
+    }
+    h = hashlib.sha256(json.dumps(parts, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(train_split.labels, np.float32).tobytes())
+    return h.hexdigest()
+
+
 def _save_resume(
-    path: Path, cfg: Config, model, opt, sched, step: int, rows: list, best: float, loss_sum, loss_count: int
+    path: Path,
+    cfg: Config,
+    model,
+    opt,
+    sched,
+    step: int,
+    rows: list,
+    best: float,
+    loss_sum,
+    loss_count: int,
+    data: str = "",
 ) -> None:
     """The resume file: everything the rest of the run depends on (loadable with weights_only=True)."""
     state = {
         "version": RESUME_VERSION,
         "config": {k: getattr(cfg, k) for k in RESUME_KEYS},
+        "data": data,
         "step": step,
         "rows": rows,
         "best": best,
@@ -629,7 +660,9 @@ def _save_resume(
     atomic_torch_save(state, path)
 
 
-def _load_resume(path: Path, cfg: Config, model, opt, sched, device) -> tuple[int, list, float, torch.Tensor, int]:
+def _load_resume(
+    path: Path, cfg: Config, model, opt, sched, device, data: str = ""
+) -> tuple[int, list, float, torch.Tensor, int]:
     if not path.is_file():
         raise InputError(f"{path}: no resume file (--resume continues a run that has evaluated at least once)")
     try:
@@ -642,6 +675,11 @@ def _load_resume(path: Path, cfg: Config, model, opt, sched, device) -> tuple[in
         new = getattr(cfg, key)
         if old != new:
             raise InputError(f"{path}: run was started with --{key} {old}, now {new}; use the same settings to resume")
+    if state.get("data") and data and state["data"] != data:
+        raise InputError(
+            f"{path}: run was started on other data (training/selection videos, snippet counts or annotations "
+            "differ); use the same --data_path and --annotation_file to resume"
+        )
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])

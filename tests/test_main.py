@@ -202,6 +202,26 @@ def test_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
         main.run(main.make_config([*base[:-1], "8", *b, "--resume"]))
 
 
+def test_resume_on_other_data_is_refused(tiny_data, tmp_path):
+    """A resume must not silently continue on a different training set (e.g. another --annotation_file)."""
+    base = ["--data_path", str(tiny_data), "--device", "cpu", *TINY, "--num_iter", "3", "--save_path", str(tmp_path)]
+    assert main.main([*base, "--stop_at", "1"]) == 0
+    ann = json.loads((tiny_data / "thumos14" / "annotations.json").read_text())
+    drop = sorted(v for v, e in ann.items() if e["subset"] == "val")[0]
+    del ann[drop]  # one training video fewer
+    other = tmp_path / "annotations_other.json"
+    other.write_text(json.dumps(ann))
+    with pytest.raises(InputError, match="other data"):
+        main.run(main.make_config([*base, "--resume", "--annotation_file", str(other)]))
+    assert main.main([*base, "--resume"]) == 0  # the same data still resumes
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_out_of_range_seed_is_one_line_input_error(seed):
+    with pytest.raises(InputError, match="--seed"):
+        main.make_config(["--seed", seed])
+
+
 def test_honest_protocol_selects_on_validation(tiny_data, tmp_path):
     save = tmp_path / "honest"
     argv = ["--data_path", str(tiny_data), "--save_path", str(save), "--device", "cpu", *TINY]
