@@ -24,6 +24,7 @@ from tqdm import tqdm
 from utils import InputError
 
 FEATURE_DIM = 1024  # channels per modality (I3D Mixed_5c)
+AMBIGUOUS_LABEL = "Ambiguous"  # THUMOS14's "Ambiguous" segments feed the prediction filter (SPEC §9.4), not a class
 MIN_SNIPPETS = 11  # SPEC §7.2: videos with L <= 10 snippets are skipped
 
 THUMOS14_CLASSES: list[str] = [
@@ -205,6 +206,8 @@ def _read_json_annotations(path: Path) -> Annotations:
                 or not all(isinstance(s, int | float) and not isinstance(s, bool) and np.isfinite(s) for s in seg)
             ):
                 raise InputError(f"{where}: annotation {a!r} is not {{'label': str, 'segment': [start, end]}}")
+            if a["label"] == AMBIGUOUS_LABEL:  # some THUMOS14 JSONs list these; a filter (Ambiguous_test.txt), no class
+                continue
             clean.append({"label": a["label"], "segment": [float(seg[0]), float(seg[1])]})
         out[str(video)] = {
             "subset": entry["subset"],

@@ -537,3 +537,21 @@ def test_feature_dataset_args(anet):
     for kwargs in ({"mode": "eval"}, {"mode": "train", "sampling": "random"}, {"mode": "train", "num_seg": 0}):
         with pytest.raises(ValueError):
             D.FeatureDataset(tr, **{"num_seg": 8, **kwargs})
+
+
+def test_ambiguous_label_in_json_is_not_a_class(tmp_path):
+    ann = {
+        "video_test_0000004": {
+            "subset": "test",
+            "duration": 30.0,
+            "annotations": [
+                {"label": "CricketShot", "segment": [1.0, 2.0]},
+                {"label": "Ambiguous", "segment": [3.0, 4.0]},
+            ],
+        }
+    }
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps(ann))
+    got = D.read_annotations(path)
+    assert got["video_test_0000004"]["annotations"] == [{"label": "CricketShot", "segment": [1.0, 2.0]}]
+    assert D.class_names(got) == ["CricketShot"]
