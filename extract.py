@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from i3d import CROP, FEATURE_DIM, InceptionI3d, center_crop, fp32_convolutions, load_i3d, to_i3d_input
-from utils import InputError, atomic_np_save, parse_shard, resolve_device
+from utils import InputError, atomic_np_save, parse_shard, resolve_device, run_cli
 
 SNIPPET = 16  # frames per snippet (SPEC §12.6)
 MODALITIES = ("rgb", "flow")
@@ -408,14 +408,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry: 0 when all videos are done, 1 if any failed (see the summary), 2 on bad input."""
-    try:
-        return run(argv)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; run the same command again to continue (finished videos are skipped)", file=sys.stderr)
-        return 130
+    return run_cli(
+        lambda: run(argv), interrupted="run the same command again to continue (finished videos are skipped)"
+    )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ import contextlib
 import json
 import os
 import random
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,22 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def run_cli(body: Callable[[], int | None], *, interrupted: str | None = None) -> int:
+    """Run a command-line body → exit code: its own int (None = 0); InputError → `error: <message>` on one line on
+    stderr and 2; Ctrl-C → `interrupted; <interrupted>` and 130 (re-raised when no hint is given)."""
+    try:
+        code = body()
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if interrupted is None:
+            raise
+        print(f"\ninterrupted; {interrupted}", file=sys.stderr)
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -17,7 +17,6 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -29,7 +28,7 @@ import av
 import cv2
 import numpy as np
 
-from utils import InputError, parse_shard
+from utils import InputError, parse_shard, run_cli
 
 FLOW_BOUND = 20.0  # SPEC §12.4: flow saturates at ±20 px; quantisation scale 128/20 = 6.4
 JPEG_QUALITY = 95  # cv2.imwrite's default, as the authors wrote their frames
@@ -559,8 +558,6 @@ def frames_cli(argv: list[str] | None = None) -> int:
     O/<video>/{rgb,flow_x,flow_y}/*.jpg. Finished videos are skipped, so an interrupted run resumes. A bad video is
     reported and skipped.
     """
-    from tqdm import tqdm
-
     parser = argparse.ArgumentParser(description=frames_cli.__doc__.split("\n\n")[1])
     parser.add_argument("--video_dir", required=True, help="folder of videos (" + " ".join(VIDEO_EXTENSIONS) + ")")
     parser.add_argument("--output_dir", required=True, help="where <video>/{rgb,flow_x,flow_y}/ folders go")
@@ -569,16 +566,19 @@ def frames_cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=25.0, help="constant frame rate (SPEC: 25)")
     parser.add_argument("--short_side", type=int, default=256, help="shorter side after resizing (SPEC: 256)")
     args = parser.parse_args(argv)
-    try:
-        shard, nshards = parse_shard(args.shard)
-        video_dir = Path(args.video_dir)
-        if not video_dir.is_dir():
-            raise InputError(f"--video_dir {video_dir}: folder not found")
-        if args.workers is not None and args.workers < 1:
-            raise InputError(f"--workers {args.workers}: must be >= 1")
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: _write_all_frame_folders(args))
+
+
+def _write_all_frame_folders(args: argparse.Namespace) -> int:
+    """frames_cli's body: flag checks (InputError → exit 2), then every video of the shard; 1 if any failed."""
+    from tqdm import tqdm
+
+    shard, nshards = parse_shard(args.shard)
+    video_dir = Path(args.video_dir)
+    if not video_dir.is_dir():
+        raise InputError(f"--video_dir {video_dir}: folder not found")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers {args.workers}: must be >= 1")
     videos = sorted(
         p for p in video_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and p.name[0] != "."
     )

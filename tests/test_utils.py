@@ -55,3 +55,21 @@ def test_atomic_write_has_default_permissions(tmp_path):
     plain = tmp_path / "plain.json"
     plain.write_text("{}")
     assert os.stat(target).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
+
+
+def test_run_cli_exit_codes(capsys):
+    from utils import InputError, run_cli
+
+    def bad():
+        raise InputError("data/x.npy: width 512, expected 1024")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert run_cli(lambda: 1) == 1 and run_cli(lambda: None) == 0
+    assert run_cli(bad) == 2
+    assert capsys.readouterr().err == "error: data/x.npy: width 512, expected 1024\n"
+    assert run_cli(interrupted, interrupted="run it again") == 130
+    assert capsys.readouterr().err.strip() == "interrupted; run it again"
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(interrupted)
