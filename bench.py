@@ -8,12 +8,22 @@ Record the printed tables (with the machine) in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {}
+ROOT = Path(__file__).resolve().parent
+SHARED_DATA = ROOT.parent / "shared" / "data"  # the real data beside the checkout (as tests/conftest.py)
+
+
+def tests_on_path() -> None:
+    """Make tests/ importable (the slow reference implementations live there)."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
 
 
 def section(name: str):
@@ -108,7 +118,6 @@ def bench_extract(args: argparse.Namespace) -> None:
     where PyAV / OpenCV are missing; the video stages need them and ../shared/data/videos/v_GGSY1Qvo990.mp4.
     """
     import itertools
-    from pathlib import Path
 
     import numpy as np
 
@@ -116,8 +125,7 @@ def bench_extract(args: argparse.Namespace) -> None:
     from i3d import InceptionI3d, load_i3d
 
     device = torch.device(args.device)
-    data = Path(__file__).resolve().parent.parent / "shared" / "data"
-    rgb_path = data / "i3d" / "rgb_scratch_kinetics400.pt"
+    rgb_path = SHARED_DATA / "i3d" / "rgb_scratch_kinetics400.pt"
     torch.manual_seed(0)
     nets = {  # the real RGB weights when present; random flow weights (same cost)
         "rgb": load_i3d(rgb_path, 3) if rgb_path.is_file() else InceptionI3d(3).eval(),
@@ -166,7 +174,7 @@ def bench_extract(args: argparse.Namespace) -> None:
     except ImportError as e:  # a bare GPU box: I3D figures only
         print(f"video stages skipped: {e}")
         return
-    src = data / "videos" / "v_GGSY1Qvo990.mp4"
+    src = SHARED_DATA / "videos" / "v_GGSY1Qvo990.mp4"
     if not src.is_file():
         print(f"video stages skipped: {src} is absent")
         return
@@ -207,14 +215,13 @@ def bench_video(args: argparse.Namespace) -> None:
     import os
     import tempfile
     from fractions import Fraction
-    from pathlib import Path
 
     import av
     import cv2
 
     import video
 
-    src = Path(__file__).resolve().parent.parent / "shared" / "data" / "videos" / "v_GGSY1Qvo990.mp4"
+    src = SHARED_DATA / "videos" / "v_GGSY1Qvo990.mp4"
     if not src.is_file():
         print(f"skipped: {src} is absent")
         return
@@ -260,29 +267,24 @@ def bench_video(args: argparse.Namespace) -> None:
 def bench_postprocess(args: argparse.Namespace) -> None:
     """THUMOS14-scale post-processing (postprocess.detect) + ambiguous filter + mAP (evaluate.detection_map) vs the
     slow loop references of tests/, on synthetic smooth CAS curves over the 210 real test videos' durations."""
-    import json
-    import sys
-    from pathlib import Path
-
     import numpy as np
 
-    from dataset import DATASETS
+    from dataset import DATASETS, class_names, read_ambiguous, read_annotations, split_videos
     from evaluate import detection_map
-    from postprocess import detect, filter_ambiguous, read_ambiguous
+    from postprocess import detect, filter_ambiguous
 
-    root = Path(__file__).resolve().parent
-    sys.path.insert(0, str(root / "tests"))
+    tests_on_path()
     from reference_evaluate import ref_detection_map
     from reference_postprocess import ref_detect, ref_filter_ambiguous
 
     info = DATASETS["thumos14"]
-    ann = json.loads((root.parent / "shared/data/thumos14/annotations.json").read_text())
-    videos = [v for v in sorted(ann) if ann[v]["subset"] == "test" and v not in info.dropped_test]
+    ann = read_annotations(SHARED_DATA / "thumos14" / "annotations.json")
+    videos, _ = split_videos(ann, "thumos14", "test")
     if args.quick:
         videos = videos[:: len(videos) // 12][:12]
-    classes = sorted({a["label"] for e in ann.values() for a in e["annotations"]})
+    classes = class_names(ann)
     ground_truth = {v: ann[v]["annotations"] for v in videos}
-    ambiguous = read_ambiguous(root / "result" / "ambiguous.txt")
+    ambiguous = read_ambiguous(ROOT / "result" / "ambiguous.txt")
     opts = dict(cls_th=0.1, act_th=np.arange(0.1, 1.0, 0.05), alpha=0.5, iou_th=0.1, fps=25, rate=16)
 
     # network outputs: a bump per instance (plus false bumps) on a noisy, lightly smoothed floor
@@ -353,9 +355,8 @@ def bench_postprocess(args: argparse.Namespace) -> None:
 def bench_model(args: argparse.Namespace) -> None:
     """ACRNet (SPEC §2–§6): a training step, and the §3–§6 part against the per-video, per-class loop oracle."""
     import functools
-    import sys
 
-    sys.path.insert(0, "tests")
+    tests_on_path()
     import reference_model as R
 
     import model as M
@@ -426,13 +427,11 @@ def bench_model(args: argparse.Namespace) -> None:
 def bench_dataset(args: argparse.Namespace) -> None:
     """load_split's feature validation, per-item reads (mmap vs in-memory vs full np.load), §7.3 sampling."""
     import json
-    import sys
     import tempfile
-    from pathlib import Path
 
     import numpy as np
 
-    sys.path.insert(0, "tests")
+    tests_on_path()
     from reference_dataset import ref_train_indices
 
     import dataset

@@ -124,7 +124,7 @@ def read_annotations(path: str | os.PathLike) -> Annotations:
     if not path.is_file():
         raise InputError(f"{path}: annotation file not found")
     if path.suffix == ".txt":
-        if not _THUMOS_TXT.match(path.name) or path.name.startswith("Ambiguous_"):
+        if not _is_class_txt(path.name):
             raise InputError(f"{path}: not a THUMOS14 class annotation file (<Class>_val.txt or <Class>_test.txt)")
         out = {}
         _read_thumos_txt(path, out)
@@ -132,10 +132,15 @@ def read_annotations(path: str | os.PathLike) -> Annotations:
     return _read_json_annotations(path)
 
 
+def _is_class_txt(name: str) -> bool:
+    """`<Class>_<val|test>.txt`, and not `Ambiguous_*.txt` (the §9.4 filter, not a class)."""
+    return _THUMOS_TXT.match(name) is not None and not name.startswith("Ambiguous_")
+
+
 def _thumos_txt_files(folder: Path) -> list[Path]:
     """Class txt files in `folder` and its immediate subfolders (the official annotations_val/, annotations_test/)."""
     candidates = sorted(folder.glob("*.txt")) + sorted(folder.glob("*/*.txt"))
-    return [f for f in candidates if _THUMOS_TXT.match(f.name) and not f.name.startswith("Ambiguous_")]
+    return [f for f in candidates if _is_class_txt(f.name)]
 
 
 def _read_text(path: Path) -> str:
@@ -288,14 +293,15 @@ class Split:
         ]
         if self.split == "test" and self.data_name == "thumos14":
             rows.append(("ambiguous segments", f"{sum(map(len, self.ambiguous.values()))} from {self.ambiguous_file}"))
-        for reason, n in sorted(Counter(_reason_kind(r) for _, r in self.skipped).items()):
+        for reason, n in sorted(_skip_counts(self.skipped).items()):
             rows.append((f"skipped: {reason}", str(n)))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def _reason_kind(reason: str) -> str:
-    return reason.split(":", 1)[0]
+def _skip_counts(skipped: list[tuple[str, str]]) -> Counter[str]:
+    """Skipped videos per reason kind (the text before the first ':': missing, bad, short, dropped)."""
+    return Counter(reason.split(":", 1)[0] for _, reason in skipped)
 
 
 def _dataset_root(info: DatasetInfo, data_path: Path) -> Path:
@@ -311,17 +317,17 @@ def _dataset_root(info: DatasetInfo, data_path: Path) -> Path:
     )
 
 
-def _rel(info: DatasetInfo, root: Path, relpath: str) -> Path:
+def _rel(root: Path, relpath: str) -> Path:
     """A DATASETS path (relative to <data_path>, starting with the dataset folder) resolved against the root."""
     return root.joinpath(*Path(relpath).parts[1:])
 
 
 def _find_annotation_source(info: DatasetInfo, root: Path) -> Path:
     for rel in info.annotation_files:
-        p = _rel(info, root, rel)
+        p = _rel(root, rel)
         if p.is_file() or (p.is_dir() and _thumos_txt_files(p)):
             return p
-    tried = ", ".join(str(_rel(info, root, r)) for r in info.annotation_files)
+    tried = ", ".join(str(_rel(root, r)) for r in info.annotation_files)
     raise InputError(f"{root}: no annotation file found for {info.name} (looked for {tried})")
 
 
@@ -399,11 +405,15 @@ def check_feature_file(path: Path) -> tuple[int, str | None]:
     return a.shape[0], None
 
 
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise InputError(f"split {split!r}: expected 'train' or 'test'")
+
+
 def split_videos(annotations: Annotations, data_name: str, split: str) -> tuple[list[str], list[tuple[str, str]]]:
     """Annotation ids of a split (SPEC §7.2 subset, minus the dropped test videos), sorted → (ids, dropped)."""
     info = dataset_info(data_name)
-    if split not in ("train", "test"):
-        raise InputError(f"split {split!r}: expected 'train' or 'test'")
+    _check_split(split)
     subset = info.train_subset if split == "train" else info.test_subset
     dropped = set(info.dropped_test) if split == "test" else set()
     ids = sorted(v for v, e in annotations.items() if e["subset"] == subset)
@@ -427,8 +437,7 @@ def load_split(
     `Split.skipped`. `annotation_file` overrides the dataset's default (a .json file or a THUMOS14 txt folder).
     """
     info = dataset_info(data_name)
-    if split not in ("train", "test"):
-        raise InputError(f"split {split!r}: expected 'train' or 'test'")
+    _check_split(split)  # before any file is read
     root = _dataset_root(info, Path(data_path))
     source = Path(annotation_file) if annotation_file is not None else _find_annotation_source(info, root)
     annotations = read_annotations(source)
@@ -440,7 +449,7 @@ def load_split(
         subsets = sorted({e["subset"] for e in annotations.values()})
         raise InputError(f"{source}: no {split} videos (subsets present: {', '.join(subsets)})")
 
-    feat_dir = _rel(info, root, info.feature_dir(split))
+    feat_dir = _rel(root, info.feature_dir(split))
     if not feat_dir.is_dir():
         raise InputError(
             f"{feat_dir}: feature folder not found (expected <video>_rgb.npy / <video>_flow.npy, SPEC §7.1)"
@@ -484,7 +493,7 @@ def load_split(
             kept.append((stem, video, n_rgb))
 
     if not kept:
-        reasons = Counter(_reason_kind(r) for _, r in skipped)
+        reasons = _skip_counts(skipped)
         raise InputError(f"{feat_dir}: no videos left after skipping {sum(reasons.values())} ({dict(reasons)})")
     stems = [s for s, _, _ in kept]
     index = {c: i for i, c in enumerate(classes)}
@@ -535,7 +544,7 @@ def sample_test_indices(L: int, S: int) -> np.ndarray:
     """Test sampling → int64 [min(L, S)]: all snippets in order when L <= S, else floor(i·L/S), i = 0..S-1."""
     if L <= S:
         return np.arange(L, dtype=np.int64)
-    return np.arange(S, dtype=np.int64) * L // S
+    return sample_uniform_indices(L, S)
 
 
 def sample_uniform_indices(L: int, S: int) -> np.ndarray:

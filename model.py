@@ -29,6 +29,7 @@ from torch import Tensor, nn
 FEATURE_DIM = 1024  # D: per modality (RGB, flow)
 NUM_HEADS = 4  # H
 EPS = 1e-8  # §6
+GCE_Q = 0.7  # §6: q of the generalised cross-entropy
 
 
 class ACRNetOutput(NamedTuple):
@@ -372,7 +373,7 @@ def cls_loss(act_score: Tensor, bkg_score: Tensor, label: Tensor) -> Tensor:
     return act.mean() + bkg.mean()
 
 
-def gce_loss(aas: Tensor, seg_mask: Tensor, label: Tensor, q: float = 0.7) -> Tensor:
+def gce_loss(aas: Tensor, seg_mask: Tensor, label: Tensor, q: float = GCE_Q) -> Tensor:
     """§6 generalised cross-entropy of one actionness stream against the refined mask → scalar.
 
     aas [N, T, 1] (as ACRNet returns it) or [N, T]; seg_mask [N, T, C] 0/1; label [N, C] multi-hot (0/1).
@@ -399,7 +400,7 @@ def acrnet_loss(out: ACRNetOutput, label: Tensor, lamda: float = 0.1) -> tuple[T
     """§6 total: L_cls + lamda·(L_gce(aas_rgb) + L_gce(aas_flow)) → (total, detached parts for logging)."""
     cls = cls_loss(out.act_score, out.bkg_score, label)
     g = _pseudo_labels(out.seg_mask, label, out.aas_rgb.dtype)  # shared by both streams
-    gce_rgb = _gce(out.aas_rgb, g, 0.7)
-    gce_flow = _gce(out.aas_flow, g, 0.7)
+    gce_rgb = _gce(out.aas_rgb, g, GCE_Q)
+    gce_flow = _gce(out.aas_flow, g, GCE_Q)
     total = cls + lamda * (gce_rgb + gce_flow)
     return total, {"cls": cls.detach(), "gce_rgb": gce_rgb.detach(), "gce_flow": gce_flow.detach()}
