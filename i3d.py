@@ -192,7 +192,6 @@ def load_i3d(path: str | os.PathLike, in_channels: int) -> InceptionI3d:
     other modality (3 channels = RGB, 2 = flow), raise InputError naming the file.
     """
     path = Path(path)
-    kind = {3: "RGB", 2: "flow"}.get(in_channels, f"{in_channels}-channel")
     if not path.is_file():
         raise InputError(f"{path}: I3D weights file not found")
     try:
@@ -204,8 +203,10 @@ def load_i3d(path: str | os.PathLike, in_channels: int) -> InceptionI3d:
         raise InputError(f"{path}: not an Inception-I3D state-dict (no '{stem}' / '{head}' entry)")
     found = int(sd[stem].shape[1])
     if found != in_channels:
-        other = {3: "RGB", 2: "flow"}.get(found, f"{found}-channel")
-        raise InputError(f"{path}: {other} I3D weights ({found} input channels), expected {kind} ({in_channels})")
+        raise InputError(
+            f"{path}: {_modality(found)} I3D weights ({found} input channels), "
+            f"expected {_modality(in_channels)} ({in_channels})"
+        )
     net = InceptionI3d(in_channels, num_classes=int(sd[head].shape[0]))
     sd = dict(sd)
     for key, buf in net.state_dict().items():
@@ -217,6 +218,10 @@ def load_i3d(path: str | os.PathLike, in_channels: int) -> InceptionI3d:
         first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
         raise InputError(f"{path}: does not match Inception-I3D ({first[:200]})") from None
     return net.eval()
+
+
+def _modality(in_channels: int) -> str:
+    return {3: "RGB", 2: "flow"}.get(in_channels, f"{in_channels}-channel")
 
 
 # --- preprocessing (SPEC §12.5) ----------------------------------------------------------------------------------

@@ -215,6 +215,31 @@ def _frame_duration(dur: int, ts_diff: int, rate: Fraction | None, tb: Fraction,
     return max(last_est, 1)
 
 
+class _Timeline:
+    """`-r fps` for one stream's frames (or packets), in order: ffmpeg's timestamps and durations → `_CfrSync`.
+
+    `iter_frames` (decoded frames) and `probe_video` (packets) share it, so they count the same output frames.
+    """
+
+    def __init__(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream, fps: float):
+        self.tb = stream.time_base
+        self.rate = stream.codec_context.framerate or stream.average_rate
+        self.start = _rescale(container.start_time or 0, Fraction(1, 1_000_000), self.tb)  # ffmpeg shifts to start at 0
+        self.sync = _CfrSync(_fps_fraction(fps), skip_initial_dups=len(container.streams) == 1)
+        self.last_pts: int | None = None
+        self.last_est = 1  # the previous frame's duration (time-base units)
+
+    def next_pts(self) -> int:
+        """Timestamp for a frame without one: continue from the previous frame."""
+        return self.last_pts + self.last_est if self.last_pts is not None else 0
+
+    def push(self, pts: int, dur: int) -> tuple[int, int]:
+        """One frame (pts, container duration or 0, time-base units) → `_CfrSync.push`'s (n_prev, n)."""
+        ts_diff = pts - self.last_pts if self.last_pts is not None else -1
+        self.last_pts, self.last_est = pts, _frame_duration(dur, ts_diff, self.rate, self.tb, self.last_est)
+        return self.sync.push((pts - self.start) * self.tb, self.last_est * self.tb)
+
+
 def iter_frames(path: str | os.PathLike, fps: float = 25.0, short_side: int = 256) -> Iterator[np.ndarray]:
     """Decode `path` at a constant `fps` (SPEC §12.1) and resize (§12.2) → uint8 RGB frames [H, W, 3], streaming.
 
@@ -226,10 +251,7 @@ def iter_frames(path: str | os.PathLike, fps: float = 25.0, short_side: int = 25
     """
     container, stream = _open(path)
     stream.thread_type = "AUTO"
-    tb = stream.time_base
-    rate = stream.codec_context.framerate or stream.average_rate
-    start = _rescale(container.start_time or 0, Fraction(1, 1_000_000), tb)  # ffmpeg shifts the file to start at 0
-    sync = _CfrSync(_fps_fraction(fps), skip_initial_dups=len(container.streams) == 1)
+    timeline = _Timeline(container, stream, fps)
     size = None
 
     def rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -237,17 +259,15 @@ def iter_frames(path: str | os.PathLike, fps: float = 25.0, short_side: int = 25
         return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR) if img.shape[1::-1] != size else img
 
     prev = prev_img = None  # previous decoded frame and its resized RGB (made only if it is shown)
-    last_pts, last_est, n_decoded = None, 1, 0
+    n_decoded = 0
     try:
         with container:
             for frame in container.decode(stream):
-                if frame.pts is None:  # no timestamp: continue from the previous frame
-                    frame.pts = (last_pts + last_est) if last_pts is not None else 0
+                if frame.pts is None:
+                    frame.pts = timeline.next_pts()
                 if size is None:
                     size = resized_size(frame.width, frame.height, short_side)
-                ts_diff = frame.pts - last_pts if last_pts is not None else -1
-                dur = _frame_duration(frame.duration or 0, ts_diff, rate, tb, last_est)
-                n_prev, n = sync.push((frame.pts - start) * tb, dur * tb)
+                n_prev, n = timeline.push(frame.pts, frame.duration or 0)
                 if n_prev and prev is not None:
                     prev_img = rgb(prev) if prev_img is None else prev_img
                     for _ in range(n_prev):
@@ -255,13 +275,13 @@ def iter_frames(path: str | os.PathLike, fps: float = 25.0, short_side: int = 25
                 img = rgb(frame) if n > n_prev else None
                 for _ in range(n - n_prev):
                     yield img
-                prev, prev_img, last_pts, last_est = frame, img, frame.pts, dur
+                prev, prev_img = frame, img
                 n_decoded += 1
     except av.FFmpegError as e:
         raise InputError(f"{path}: decoding failed after {n_decoded} frames ({_one_line(e)})") from None
     if prev is None:
         raise InputError(f"{path}: no decodable video frame")
-    n = sync.flush()
+    n = timeline.sync.flush()
     if n:
         prev_img = rgb(prev) if prev_img is None else prev_img
         for _ in range(n):
@@ -276,24 +296,16 @@ def probe_video(path: str | os.PathLike, fps: float = 25.0) -> VideoInfo:
     """
     container, stream = _open(path)
     with container:
-        tb = stream.time_base
-        start = _rescale(container.start_time or 0, Fraction(1, 1_000_000), tb)
         try:
             pkts = sorted((p.pts, p.duration or 0) for p in container.demux(stream) if p.size and p.pts is not None)
         except av.FFmpegError as e:
             raise InputError(f"{path}: demuxing failed ({_one_line(e)})") from None
         if not pkts:
             raise InputError(f"{path}: no video packets")
-        rate = stream.codec_context.framerate or stream.average_rate
-        sync = _CfrSync(_fps_fraction(fps), skip_initial_dups=len(container.streams) == 1)
-        n_out, last_pts, last_est = 0, None, 1
-        for pts, pdur in pkts:
-            dur = _frame_duration(pdur, pts - last_pts if last_pts is not None else -1, rate, tb, last_est)
-            n_out += sync.push((pts - start) * tb, dur * tb)[1]
-            last_pts, last_est = pts, dur
-        n_out += sync.flush()
-        end = pkts[-1][0] + last_est
-        duration = float((end - min(p for p, _ in pkts)) * tb)
+        timeline = _Timeline(container, stream, fps)
+        n_out = sum(timeline.push(pts, pdur)[1] for pts, pdur in pkts) + timeline.sync.flush()
+        end = pkts[-1][0] + timeline.last_est
+        duration = float((end - min(p for p, _ in pkts)) * timeline.tb)
         return VideoInfo(
             fps=float(stream.average_rate or (len(pkts) / duration)),
             duration_s=duration,

@@ -101,8 +101,7 @@ def keyframes(video_path: str | os.PathLike, count: int = 8, fps: float = 25.0) 
     """About `count` frames spread evenly over the video → [(time_s, uint8 RGB [h, w, 3])], decoded small."""
     import video  # decoding stack (PyAV) only when a picture with keyframes is asked for
 
-    info = video.probe_video(video_path)
-    total = max(int(getattr(info, "num_frames_25", 0) or 0), 1)
+    total = max(video.probe_video(video_path, fps).num_frames_25, 1)
     wanted = set(np.linspace(0, total - 1, num=min(count, total)).round().astype(int).tolist())
     frames = []
     for i, frame in enumerate(video.iter_frames(video_path, fps=fps, short_side=96)):
@@ -243,8 +242,8 @@ def plot_ap_per_class(
     ap = np.asarray(ap_per_class, dtype=np.float64).reshape(len(classes), len(tious))
     keep = np.flatnonzero(~np.isnan(ap).all(axis=1))
     mean = np.nanmean(ap[keep], axis=1) * 100 if len(keep) else np.zeros(0)
-    order = keep[np.argsort(-mean, kind="stable")]
-    mean_sorted = np.sort(mean)[::-1]
+    rank = np.argsort(-mean, kind="stable")
+    order, mean_sorted = keep[rank], mean[rank]
     fig, ax = plt.subplots(figsize=(8.0, ap_figure_height(len(keep))), dpi=DPI)
     y = np.arange(len(order))[::-1]
     ax.barh(y, mean_sorted, color=[class_colour(int(c)) for c in order], height=0.75)
