@@ -238,7 +238,7 @@ def class_names(annotations: Annotations) -> list[str]:
     return sorted({a["label"] for entry in annotations.values() for a in entry["annotations"]})
 
 
-def _id_candidates(video: str) -> list[str]:
+def id_candidates(video: str) -> list[str]:
     """The id itself, then its `v_`-prefixed and `v_`-stripped forms (ActivityNet: bare YouTube id vs file stem)."""
     out = [video, f"v_{video}"]
     if video.startswith("v_") and len(video) > 2:
@@ -250,7 +250,7 @@ def ground_truth(annotations: Annotations, videos: list[str]) -> dict[str, list[
     """{video: [{"label", "segment": [s, e]}, ...]} for `videos` (ids as given; `v_`-prefix differences matched)."""
     out = {}
     for video in videos:
-        key = next((k for k in _id_candidates(video) if k in annotations), None)
+        key = next((k for k in id_candidates(video) if k in annotations), None)
         if key is None:
             raise InputError(f"video {video!r} is not in the annotations")
         out[video] = [{"label": a["label"], "segment": list(a["segment"])} for a in annotations[key]["annotations"]]
@@ -364,7 +364,7 @@ def _match_features(videos: list[str], names: set[str]) -> tuple[dict[str, str],
     for video in videos:
         if video in matched:
             continue
-        stem = next((s for s in _id_candidates(video)[1:] if s not in claimed and f"{s}_rgb.npy" in names), None)
+        stem = next((s for s in id_candidates(video)[1:] if s not in claimed and f"{s}_rgb.npy" in names), None)
         if stem is None:
             missing.append(video)
         else:
@@ -457,7 +457,7 @@ def load_split(
     names = set(os.listdir(feat_dir))
     matched, missing = _match_features(ids, names)
     if missing and not skip_bad:
-        tried = ", ".join(f"{c}_rgb.npy" for c in _id_candidates(missing[0])[1:])
+        tried = ", ".join(f"{c}_rgb.npy" for c in id_candidates(missing[0])[1:])
         raise InputError(
             f"{feat_dir / (missing[0] + '_rgb.npy')}: feature file not found (also tried {tried}; "
             f"{len(missing)} of {len(ids)} {split} videos have none)"

@@ -17,15 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from dataset import DATASETS, FEATURE_DIM, read_ambiguous
 from utils import atomic_json_dump, atomic_np_save, atomic_path
 
 TIMELINES = Path(__file__).resolve().parent / "result" / "demo_timelines.json"
-FPS, RATE, DIM = 25.0, 16, 1024  # feature frame rate, frames per snippet, channels per modality (SPEC §1)
-DROPPED = ("video_test_0000270", "video_test_0001292", "video_test_0001496")  # SPEC §7.2: not evaluated anyway
+FPS, RATE, DIM = 25.0, 16, FEATURE_DIM  # feature frame rate, frames per snippet, channels per modality (SPEC §1)
+DROPPED = DATASETS["thumos14"].dropped_test  # SPEC §7.2: not evaluated anyway
 MIN_WINDOW_S = 20.0  # shortest timeline kept: L ≥ 11 snippets even at time_scale 2 (SPEC §7.2 skips L ≤ 10)
 MAX_WINDOW_S = 150.0  # longest stretch of a real timeline kept (seconds, before time compression)
 PER_CLASS = {"val": 4, "test": 2}  # videos per class and subset in the shipped timelines
@@ -40,12 +42,11 @@ def build_timelines(thumos_dir: str | Path, out: str | Path = TIMELINES) -> dict
     """
     thumos_dir = Path(thumos_dir)
     db = json.loads((thumos_dir / "annotations.json").read_text())
-    ambiguous: dict[str, list[list[float]]] = {}
+    ambiguous: dict[str, list[tuple[float, float]]] = {}
     for sub in ("val", "test"):
-        for line in (thumos_dir / "official" / f"annotations_{sub}" / f"Ambiguous_{sub}.txt").read_text().splitlines():
-            if line.strip():
-                vid, s, e = line.split()
-                ambiguous.setdefault(vid, []).append([float(s), float(e)])
+        official = thumos_dir / "official" / f"annotations_{sub}" / f"Ambiguous_{sub}.txt"
+        for vid, segs in read_ambiguous(official).items():
+            ambiguous.setdefault(vid, []).extend(segs)
     classes = sorted({a["label"] for v in db.values() for a in v["annotations"]})
     out_db: dict[str, dict] = {}
     for sub, k in PER_CLASS.items():
@@ -72,7 +73,7 @@ def build_timelines(thumos_dir: str | Path, out: str | Path = TIMELINES) -> dict
                 start = max(0.0, min(start, v["duration"] - MIN_WINDOW_S))
                 end = min(v["duration"], start + MAX_WINDOW_S)
 
-                def crop(segs: list[list[float]], start: float = start, end: float = end) -> list[list[float]]:
+                def crop(segs: Sequence[Sequence[float]], start: float = start, end: float = end) -> list[list[float]]:
                     kept = [[max(s, start) - start, min(e, end) - start] for s, e in segs if e > start and s < end]
                     return [[round(s, 2), round(e, 2)] for s, e in kept if e - s > 0.05]
 

@@ -23,9 +23,9 @@ from typing import Any
 import numba
 import numpy as np
 
-from dataset import DATASETS, read_ambiguous, read_annotations
+from dataset import DATASETS, id_candidates, read_ambiguous, read_annotations
 from postprocess import filter_ambiguous
-from utils import InputError
+from utils import InputError, run_cli
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")  # numpy model: 0/0 is nan, not an exception
@@ -87,10 +87,9 @@ def match_video_ids(gt_videos: Sequence[str], pred_videos: Sequence[str]) -> dic
     gt = set(gt_videos)
     out = {}
     for video in pred_videos:
-        for key in (video, f"v_{video}", video[2:] if video.startswith("v_") else None):
-            if key in gt:
-                out[video] = key
-                break
+        key = next((k for k in id_candidates(video) if k in gt), None)
+        if key is not None:
+            out[video] = key
     return out
 
 
@@ -295,21 +294,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ambiguous", help="THUMOS14 Ambiguous_test.txt: drop predictions overlapping its segments")
     parser.add_argument("--per_class", action="store_true", help="also print the AP of every class")
     args = parser.parse_args(argv)
-    try:
-        report = evaluate_files(
-            args.gt,
-            args.pred,
-            tiou=args.tiou,
-            dataset=args.dataset,
-            subset=args.subset,
-            ambiguous=args.ambiguous,
-            per_class=args.per_class,
+
+    def report() -> None:
+        print(
+            evaluate_files(
+                args.gt,
+                args.pred,
+                tiou=args.tiou,
+                dataset=args.dataset,
+                subset=args.subset,
+                ambiguous=args.ambiguous,
+                per_class=args.per_class,
+            )
         )
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
+
+    return run_cli(report)
 
 
 if __name__ == "__main__":

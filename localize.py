@@ -16,9 +16,7 @@ take them from --data_name (THUMOS14's fixed 20, or ActivityNet's annotation fil
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
-import io
 import json
 import os
 import sys
@@ -30,10 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from utils import InputError, atomic_json_dump, atomic_np_save, atomic_path, load_checkpoint, resolve_device
+from utils import InputError, atomic_csv_write, atomic_json_dump, atomic_np_save, load_checkpoint, resolve_device
 
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts"}
-FEATURE_DIM = 1024
 TABLE_ROWS = 20  # the terminal shows the best detections; the JSON/CSV hold all of them
 
 
@@ -284,25 +280,23 @@ def format_table(records: Sequence[dict[str, Any]], limit: int = TABLE_ROWS) -> 
 
 def write_csv(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
     """Atomically write `class,start_s,end_s,confidence` rows (full float precision)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["class", "start_s", "end_s", "confidence"])
-    for r in records:
-        w.writerow([r["label"], repr(r["segment"][0]), repr(r["segment"][1]), repr(r["score"])])
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
+    rows = ([r["label"], repr(r["segment"][0]), repr(r["segment"][1]), repr(r["score"])] for r in records)
+    atomic_csv_write(path, ["class", "start_s", "end_s", "confidence"], rows)
 
 
 def find_videos(path: str | os.PathLike) -> list[Path]:
     """--video: one file, or the video files (by extension) directly inside a folder, sorted by name."""
+    import video
+
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise InputError(f"{path}: no such video file or folder")
-    videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    extensions = {*video.VIDEO_EXTENSIONS, ".ts"}
+    videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in extensions)
     if not videos:
-        raise InputError(f"{path}: folder holds no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+        raise InputError(f"{path}: folder holds no video files ({', '.join(sorted(extensions))})")
     stems = [p.stem for p in videos]
     dup = sorted({s for s in stems if stems.count(s) > 1})
     if dup:

@@ -14,10 +14,8 @@ Bad input (missing data, wrong checkpoint, bad flag value) → one line `error: 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import random
@@ -35,15 +33,17 @@ from tqdm import tqdm
 
 import dataset
 import evaluate
+import localize
 import postprocess
 from model import ACRNet, acrnet_loss
 from utils import (
     InputError,
+    atomic_csv_write,
     atomic_json_dump,
-    atomic_path,
     atomic_torch_save,
     load_checkpoint,
     resolve_device,
+    run_cli,
     save_checkpoint,
     set_seed,
 )
@@ -89,7 +89,7 @@ class Config:
     lamda: float = 0.1
     cls_th: float = 0.1
     iou_th: float = 0.1
-    act_th: list[float] = field(default_factory=lambda: np.arange(0.1, 1.0, 0.05).tolist())
+    act_th: list[float] = field(default_factory=postprocess.ACT_THRESHOLDS.tolist)
     alpha: float = 0.5
     fps: float = 25.0
     rate: int = 16
@@ -237,8 +237,8 @@ def holdout_split(split: Any, fraction: float, seed: int) -> tuple[Any, Any]:
 
 def subset_split(split: dataset.Split, keep: np.ndarray) -> dataset.Split:
     """The Split restricted to videos `keep` (indices, in the given order); per-video fields follow."""
-    videos = [split.videos[i] for i in keep]
     pick = lambda seq: [seq[i] for i in keep]  # noqa: E731
+    videos = pick(split.videos)
     return dataclasses.replace(
         split,
         videos=videos,
@@ -299,7 +299,7 @@ def _worker_init(worker_id: int) -> None:
     random.seed(seed)
 
 
-def _loader(ds: torch.utils.data.Dataset, cfg: Config, device: torch.device, **kw: Any) -> torch.utils.data.DataLoader:
+def _loader(ds: torch.utils.data.Dataset, cfg: Config, device: torch.device) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(
         ds,
         batch_size=None,
@@ -309,7 +309,6 @@ def _loader(ds: torch.utils.data.Dataset, cfg: Config, device: torch.device, **k
         generator=torch.Generator().manual_seed(cfg.seed),
         pin_memory=device.type == "cuda",
         persistent_workers=False,
-        **kw,
     )
 
 
@@ -335,7 +334,7 @@ def test_pass(
     """Run every video of `split` one at a time (test sampling), post-process, and evaluate (SPEC §9–10)."""
     model.eval()
     features = dataset.FeatureDataset(split, cfg.num_seg, mode="test")
-    loader = _loader(_TestItems(features), cfg, device)
+    loader = _loader(features, cfg, device)
     classes = list(split.classes)
     index = {name: i for i, name in enumerate(classes)}
     thumos = cfg.data_name == "thumos14"
@@ -360,7 +359,7 @@ def test_pass(
             fps=cfg.fps,
             rate=cfg.rate,
         )
-        preds = [{"label": classes[c], "score": float(s), "segment": [float(a), float(b)]} for c, a, b, s in dets]
+        preds = localize.detections_as_records(dets, classes)
         if thumos:  # SPEC §9.4, on this video's predictions (keeps dets and predictions aligned)
             preds = postprocess.filter_ambiguous({video: preds}, split.ambiguous)[video]
         predictions[video] = preds
@@ -378,34 +377,11 @@ def test_pass(
     return EvalResult(correct / max(len(split.videos), 1), maps, predictions, per_video)
 
 
-class _TestItems(torch.utils.data.Dataset):
-    """FeatureDataset in test mode → (features [T', 2048], label [C], video, L); a thin adapter for DataLoader."""
-
-    def __init__(self, features: Any):
-        self.features = features
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, np.ndarray, str, int]:
-        feats, label, video, num_snippets = self.features[i]
-        return torch.as_tensor(feats), np.asarray(label), video, int(num_snippets)
-
-
 # --- outputs -----------------------------------------------------------------------------------------------------
 
 
 def csv_header(tious: Sequence[float], eval_name: str) -> list[str]:
     return ["step", "loss", f"{eval_name}_acc"] + [f"mAP@{t:.2f}" for t in tious] + ["mAP@AVG"]
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
 
 
 def results_json(predictions: dict[str, list[dict[str, Any]]], data_name: str) -> dict[str, Any]:
@@ -453,7 +429,7 @@ def write_test_outputs(cfg: Config, result: EvalResult, split: Any, tag: str, st
     tious = dataset.DATASETS[cfg.data_name].tiou_thresholds
     save = Path(cfg.save_path)
     row = [step if step is not None else "", "", result.accuracy, *result.maps.tolist(), result.avg]
-    write_csv(save / f"{cfg.data_name}_{tag}.csv", csv_header(tious, "test"), [row])
+    atomic_csv_write(save / f"{cfg.data_name}_{tag}.csv", csv_header(tious, "test"), [row])
     atomic_json_dump(results_json(result.predictions, cfg.data_name), save / f"{cfg.data_name}_{tag}_predictions.json")
     atomic_json_dump(ground_truth_json(split, cfg.data_name, "test"), save / f"{cfg.data_name}_{tag}_ground_truth.json")
     print(format_table(tious, result.maps, result.accuracy, f"{cfg.data_name} test mAP (%)"))
@@ -572,7 +548,7 @@ def train(cfg: Config, device: torch.device) -> dict[str, Any]:
             t0 = time.perf_counter()
             result = test_pass(model, sel_split, cfg, device)
             rows.append([step, mean_loss, result.accuracy, *result.maps.tolist(), result.avg])
-            write_csv(save / f"{cfg.data_name}.csv", header, rows)
+            atomic_csv_write(save / f"{cfg.data_name}.csv", header, rows)
             if result.avg > best:
                 best = result.avg
                 save_checkpoint(model.state_dict(), best_path, _meta(cfg, classes))
@@ -708,8 +684,6 @@ def test(cfg: Config, device: torch.device) -> EvalResult:
 def run(cfg: Config) -> Any:
     print(cfg.summary())
     if cfg.video:
-        import localize  # the "localize your own video" mode, only when asked for
-
         return localize.run(cfg)
     device = resolve_device(cfg.device)
     if cfg.demo:
@@ -737,16 +711,8 @@ def run(cfg: Config) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry: 0 on success, 2 on bad input (`error: <message>` on one line on stderr)."""
-    try:
-        out = run(make_config(argv))
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; continue with --resume (from the last evaluation)", file=sys.stderr)
-        return 130
-    return out if isinstance(out, int) else 0  # localize.run returns its exit code
+    """CLI entry: 0 on success (or localize.run's exit code), 2 on bad input (`error: <message>` on stderr)."""
+    return run_cli(lambda: run(make_config(argv)), interrupted="continue with --resume (from the last evaluation)")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import random
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,16 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 def atomic_json_dump(obj: Any, path: str | os.PathLike, **kwargs: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, **kwargs))
+
+
+def atomic_csv_write(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a CSV (header + rows, `\n` line ends) atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
 
 
 def atomic_np_save(array: np.ndarray, path: str | os.PathLike) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from reference_evaluate import ref_tiou  # the one tIoU of SPEC §9.5 / §10 (NaN for two empty segments)
 from scipy.interpolate import interp1d
 
 
@@ -71,11 +72,6 @@ def ref_proposals(scores, thresholds, act, fps):
             outer = outer / len(outer_frames) if outer_frames else 0.0
             out.append([(p0 + 1) / fps, (pe + 2) / fps, inner - outer + 0.2 * act])
     return out
-
-
-def ref_tiou(a, b):
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    return inter / ((a[1] - a[0]) + (b[1] - b[0]) - inter)
 
 
 def ref_soft_nms(proposals, alpha, iou_th, gaps=None):
