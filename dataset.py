@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from utils import InputError
+from utils import InputError, is_finite_number, read_json
 
 FEATURE_DIM = 1024  # channels per modality (I3D Mixed_5c)
 AMBIGUOUS_LABEL = "Ambiguous"  # THUMOS14's "Ambiguous" segments feed the prediction filter (SPEC §9.4), not a class
@@ -181,10 +180,7 @@ def _read_thumos_txt(path: Path, out: Annotations) -> None:
 
 
 def _read_json_annotations(path: Path) -> Annotations:
-    try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    data = read_json(path)
     if isinstance(data, dict) and isinstance(data.get("database"), dict):
         data = data["database"]  # official ActivityNet layout
     if not isinstance(data, dict):
@@ -208,7 +204,7 @@ def _read_json_annotations(path: Path) -> Annotations:
                 or not isinstance(a.get("label"), str)
                 or not isinstance(seg, list)
                 or len(seg) != 2
-                or not all(isinstance(s, int | float) and not isinstance(s, bool) and np.isfinite(s) for s in seg)
+                or not all(map(is_finite_number, seg))
             ):
                 raise InputError(f"{where}: annotation {a!r} is not {{'label': str, 'segment': [start, end]}}")
             if a["label"] == AMBIGUOUS_LABEL:  # some THUMOS14 JSONs list these; a filter (Ambiguous_test.txt), no class

@@ -25,7 +25,7 @@ import numpy as np
 
 from dataset import DATASETS, id_candidates, read_ambiguous, read_annotations
 from postprocess import filter_ambiguous
-from utils import InputError, run_cli
+from utils import InputError, is_finite_number, read_json, run_cli
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")  # numpy model: 0/0 is nan, not an exception
@@ -159,26 +159,11 @@ def detection_map(
 # --- command line --------------------------------------------------------------------------------------------------
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({type(e).__name__})") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and bool(np.isfinite(x))
-
-
 def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
     """ActivityNet results JSON `{"results": {video: [...]}, ...}` or a bare `{video: [...]}` → predictions,
     each `{"label": str, "score": number, "segment": [start, end]}`. Malformed → InputError naming the file."""
     path = Path(path)
-    data = _load_json(path)
+    data = read_json(path)
     if isinstance(data, dict) and "results" in data:
         data = data["results"]
     if not isinstance(data, dict):
@@ -192,10 +177,10 @@ def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
             if not (
                 isinstance(p, dict)
                 and isinstance(p.get("label"), str)
-                and _is_number(p.get("score"))
+                and is_finite_number(p.get("score"))
                 and isinstance(seg, list)
                 and len(seg) == 2
-                and all(map(_is_number, seg))
+                and all(map(is_finite_number, seg))
             ):
                 raise InputError(
                     f"{path}: video {video!r} prediction {i}: expected {{'label': str, 'score': number, "

@@ -26,6 +26,24 @@ class InputError(Exception):
     """
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; a missing, unreadable or malformed file → InputError naming it (one line)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read ({type(e).__name__})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+
+
+def is_finite_number(x: Any) -> bool:
+    """A JSON number (int or float, not bool) that is finite."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and bool(np.isfinite(x))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it onto `path` (atomic on POSIX).
