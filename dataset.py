@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections import Counter
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from utils import InputError, is_finite_number, read_json
+from utils import InputError, atomic_text_write, is_finite_number, read_json, warn_once
 
 FEATURE_DIM = 1024  # channels per modality (I3D Mixed_5c)
 AMBIGUOUS_LABEL = "Ambiguous"  # THUMOS14's "Ambiguous" segments feed the prediction filter (SPEC §9.4), not a class
@@ -107,9 +108,13 @@ def read_annotations(path: str | os.PathLike) -> Annotations:
     Accepted: a flat JSON `{video: {"subset", "annotations", ["duration"]}}` (THUMOS14 annotations.json); the
     official ActivityNet JSON `{"version", "database": {video: ...}}`; a THUMOS14 official per-class txt file
     `<Class>_<val|test>.txt` or a folder of them (also inside annotations_val/ and annotations_test/ subfolders).
-    `Ambiguous_*.txt` is not a class (see `read_ambiguous`). Malformed input → InputError naming the file.
+    `Ambiguous_*.txt` is not a class (see `read_ambiguous`). Malformed input → InputError naming the file; every
+    format's segments then pass `check_segments`.
     """
-    path = Path(path)
+    return check_segments(_read_any_annotations(Path(path)), path)
+
+
+def _read_any_annotations(path: Path) -> Annotations:
     if path.is_dir():
         files = _thumos_txt_files(path)
         if not files:
@@ -164,8 +169,73 @@ def _parse_segment_lines(path: Path) -> list[tuple[str, float, float]]:
                 raise ValueError
         except ValueError:
             raise InputError(f"{path}:{lineno}: expected 'video start end' (seconds), got {line.strip()!r}") from None
+        problem = segment_problem(start, end)
+        if problem is not None:
+            raise InputError(f"{path}:{lineno}: video {parts[0]}: {problem}")
         rows.append((parts[0], start, end))
     return rows
+
+
+# --- segment checks (every reader's output) ------------------------------------------------------------------------
+# Reversed or non-finite segments are errors: such an instance can never be matched and silently lowers mAP.
+# Zero-length ones, negative starts and spans past the video's end occur in the official files (THUMOS14: 30 segments
+# start after their video's end; ActivityNet 1.2 / 1.3: 10 / 12 of zero length): they are kept as published, so the
+# published protocol's numbers stay, and counted in one warning line (docs/evaluate.md says how they score).
+
+DURATION_SLACK_S = 1.0  # official durations are rounded: ActivityNet's segments end up to 0.85 s past them
+
+
+def segment_problem(start: float, end: float) -> str | None:
+    """Why [start, end] (seconds) cannot be a segment → a phrase, or None: not finite, or ending before it starts."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        return f"segment [{start}, {end}] is not finite"
+    if end < start:
+        return f"segment [{start}, {end}] ends before it starts"
+    return None
+
+
+def segment_oddities(start: float, end: float, duration: float | None = None) -> list[str]:
+    """The kinds of odd-but-kept segment [start, end] is: zero length, negative start, past the video's end."""
+    odd = []
+    if end == start:
+        odd.append("have zero length")
+    if start < 0:
+        odd.append("start before 0 s")
+    if duration is not None and end > duration + DURATION_SLACK_S:
+        odd.append(f"end over {DURATION_SLACK_S:g} s past their video's duration")
+    return odd
+
+
+def warn_odd_segments(source: str | os.PathLike, counts: Counter[str], total: int, what: str = "segments") -> None:
+    """One warning line for `total` odd segments of `source` with per-kind `counts` (nothing when total is 0)."""
+    if total:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        warn_once(f"{source}: {total} {what} kept as given: {kinds} (see docs/evaluate.md)")
+
+
+def check_segments(annotations: Annotations, source: str | os.PathLike) -> Annotations:
+    """Check every annotation's segment (and duration) → `annotations` unchanged.
+
+    Reversed or non-finite segment, or a duration that is not a finite number ≥ 0 → InputError naming the file,
+    video and entry; zero-length segments, negative starts and ends more than DURATION_SLACK_S past the duration →
+    counted in one warning line. Applied by read_annotations to every format.
+    """
+    counts: Counter[str] = Counter()
+    total = 0
+    for video, entry in annotations.items():
+        duration = entry.get("duration")
+        if duration is not None and not (math.isfinite(duration) and duration >= 0):
+            raise InputError(f"{source}: video {video!r}: duration {duration} is not a finite number ≥ 0")
+        for a in entry["annotations"]:
+            start, end = a["segment"]
+            problem = segment_problem(start, end)
+            if problem is not None:
+                raise InputError(f"{source}: video {video!r}: {a['label']} {problem}")
+            odd = segment_oddities(start, end, duration)
+            counts.update(odd)
+            total += bool(odd)
+    warn_odd_segments(source, counts, total)
+    return annotations
 
 
 def _read_thumos_txt(path: Path, out: Annotations) -> None:
@@ -234,6 +304,28 @@ def class_names(annotations: Annotations) -> list[str]:
     return sorted({a["label"] for entry in annotations.values() for a in entry["annotations"]})
 
 
+def check_class_list(annotations: Annotations, info: DatasetInfo, source: str | os.PathLike) -> None:
+    """Warn (once) when the labels are not the dataset's fixed class list: a misspelt label would silently become an
+    extra class. THUMOS14's 20 names are known; for ActivityNet only the count is, and the labels of the training
+    subset missing from the test subset are named (where a typo would show)."""
+    classes = class_names(annotations)
+    if info.name == "thumos14":
+        for label in [c for c in classes if c not in THUMOS14_CLASSES]:
+            videos = sorted(v for v, e in annotations.items() if any(a["label"] == label for a in e["annotations"]))
+            warn_once(
+                f"{source}: label {label!r} ({len(videos)} video(s), e.g. {videos[0]}) is not one of THUMOS14's 20 "
+                f"classes; it becomes a class of its own ({len(classes)} classes)"
+            )
+    elif len(classes) != info.num_classes:
+
+        def labels_of(subset: str) -> set[str]:
+            return {a["label"] for e in annotations.values() if e["subset"] == subset for a in e["annotations"]}
+
+        odd = sorted(labels_of(info.train_subset) - labels_of(info.test_subset))
+        hint = f"; in {info.train_subset} but not {info.test_subset}: {', '.join(map(repr, odd[:5]))}" if odd else ""
+        warn_once(f"{source}: {len(classes)} classes, but {info.name} has {info.num_classes}{hint}")
+
+
 def id_candidates(video: str) -> list[str]:
     """The id itself, then its `v_`-prefixed and `v_`-stripped forms (ActivityNet: bare YouTube id vs file stem)."""
     out = [video, f"v_{video}"]
@@ -278,8 +370,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.videos)
 
-    def summary(self) -> str:
-        """A small readable table: videos kept, classes, snippets, skipped videos by reason."""
+    def summary(self, skipped_file: str | os.PathLike | None = None, limit: int = 10) -> str:
+        """A small readable table: videos kept, classes, snippets, skipped videos by reason, then the skipped videos
+        by name with their reason (the first `limit`; the rest are counted, and said to be in `skipped_file` when
+        given — see write_skipped)."""
         rows = [
             ("dataset / split", f"{self.data_name} / {self.split}"),
             ("annotations", str(self.annotation_file)),
@@ -292,7 +386,18 @@ class Split:
         for reason, n in sorted(_skip_counts(self.skipped).items()):
             rows.append((f"skipped: {reason}", str(n)))
         width = max(len(k) for k, _ in rows)
-        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+        lines = [f"{k:<{width}}  {v}" for k, v in rows]
+        if self.skipped:
+            lines.append("skipped videos:")
+            lines += [f"  {video}  {reason}" for video, reason in self.skipped[:limit]]
+            if len(self.skipped) > limit:
+                where = f" in {skipped_file}" if skipped_file is not None else ""
+                lines.append(f"  … {len(self.skipped) - limit} more{where}")
+        return "\n".join(lines)
+
+    def write_skipped(self, path: str | os.PathLike) -> None:
+        """Write every skipped video as a `video<TAB>reason` line (atomically)."""
+        atomic_text_write(path, "".join(f"{video}\t{reason}\n" for video, reason in self.skipped))
 
 
 def _skip_counts(skipped: list[tuple[str, str]]) -> Counter[str]:
@@ -440,6 +545,7 @@ def load_split(
     classes = class_names(annotations)
     if not classes:
         raise InputError(f"{source}: no labelled action instances")
+    check_class_list(annotations, info, source)
     ids, skipped = split_videos(annotations, data_name, split)
     if not ids:
         subsets = sorted({e["subset"] for e in annotations.values()})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,15 @@ from typing import Any
 import numba
 import numpy as np
 
-from dataset import DATASETS, id_candidates, read_ambiguous, read_annotations
+from dataset import (
+    DATASETS,
+    id_candidates,
+    read_ambiguous,
+    read_annotations,
+    segment_oddities,
+    segment_problem,
+    warn_odd_segments,
+)
 from postprocess import filter_ambiguous
 from utils import InputError, is_finite_number, read_json, run_cli
 
@@ -161,7 +170,8 @@ def detection_map(
 
 def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
     """ActivityNet results JSON `{"results": {video: [...]}, ...}` or a bare `{video: [...]}` → predictions,
-    each `{"label": str, "score": number, "segment": [start, end]}`. Malformed → InputError naming the file."""
+    each `{"label": str, "score": number, "segment": [start, end]}`. Malformed or reversed (end < start) → InputError
+    naming the file, video and prediction; zero-length segments and negative starts → one warning line (kept)."""
     path = Path(path)
     data = read_json(path)
     if isinstance(data, dict) and "results" in data:
@@ -169,6 +179,8 @@ def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected {{'results': {{video: [predictions]}}}} or {{video: [predictions]}}")
     out = {}
+    odd: Counter[str] = Counter()
+    n_odd = 0
     for video, preds in data.items():
         if not isinstance(preds, list):
             raise InputError(f"{path}: video {video!r}: expected a list of predictions, got {type(preds).__name__}")
@@ -186,6 +198,12 @@ def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
                     f"{path}: video {video!r} prediction {i}: expected {{'label': str, 'score': number, "
                     f"'segment': [start, end]}}, got {json.dumps(p)[:80]}"
                 )
+            problem = segment_problem(*map(float, seg))
+            if problem is not None:
+                raise InputError(f"{path}: video {video!r} prediction {i}: {problem}")
+            kinds = segment_oddities(*map(float, seg))
+            odd.update(kinds)
+            n_odd += bool(kinds)
         out[str(video)] = [
             {
                 "label": p["label"],
@@ -194,6 +212,7 @@ def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
             }
             for p in preds
         ]
+    warn_odd_segments(path, odd, n_odd, "predictions")
     return out
 
 

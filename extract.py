@@ -29,7 +29,16 @@ import torch
 from tqdm import tqdm
 
 from i3d import CROP, FEATURE_DIM, InceptionI3d, center_crop, fp32_convolutions, load_i3d, to_i3d_input
-from utils import InputError, atomic_np_save, parse_shard, resolve_device, run_cli
+from utils import (
+    InputError,
+    OutputError,
+    StageClock,
+    atomic_np_save,
+    parse_shard,
+    prepare_output_dir,
+    resolve_device,
+    run_cli,
+)
 
 SNIPPET = 16  # frames per snippet (SPEC §12.6)
 MODALITIES = ("rgb", "flow")
@@ -97,19 +106,23 @@ def run_frames(
     device: torch.device,
     batch_size: int = 8,
     progress: tqdm | None = None,
+    clock: StageClock | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(rgb [H, W, 3], flow [H, W, 2]) uint8 frame pairs → (rgb [L, 1024] | None, flow [L, 1024] | None).
 
-    A modality whose net is None is not computed (its frames may be None).
+    A modality whose net is None is not computed (its frames may be None). `clock` gets the I3D time as "i3d".
     """
+    clock = clock or StageClock()
     runners = [SnippetRunner(net, device, batch_size) if net is not None else None for net in (rgb_net, flow_net)]
     for frame_pair in pairs:
-        for runner, frame in zip(runners, frame_pair, strict=True):
-            if runner is not None:
-                runner.add(frame)
+        with clock("i3d"):  # cropping and the batched forward passes (on a GPU: what decoding does not hide)
+            for runner, frame in zip(runners, frame_pair, strict=True):
+                if runner is not None:
+                    runner.add(frame)
         if progress is not None:
             progress.update()
-    rgb, flow = (r.finish() if r is not None else None for r in runners)
+    with clock("i3d"):
+        rgb, flow = (r.finish() if r is not None else None for r in runners)
     return rgb, flow
 
 
@@ -123,24 +136,28 @@ def extract_video(
     jpeg: bool = True,
     workers: int | None = None,
     progress: tqdm | None = None,
+    clock: StageClock | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """One video → (rgb [L, 1024], flow [L, 1024]) float32, L = (N - 1) // 16 for N frames decoded at 25 fps.
 
     Nets come from `i3d.load_i3d(...).to(device)`; pass None for a modality to skip it (RGB alone needs no optical
     flow and is much faster). `jpeg`: round-trip frames through JPEG (quality 95) like the authors' frame folders.
     `workers`: TV-L1 processes (video.py's default when None). Raises InputError if the video gives no snippet.
+    `clock` (utils.StageClock) gets where the time went: "decode" (decoding, resizing), "flow" (TV-L1 and the JPEG
+    round trips, as far as the flow processes did not keep up) and "i3d".
     """
     import video  # here, not at the top: I3D-only users (bench on a GPU box) need no decoder libraries
 
     if rgb_net is None and flow_net is None:
         raise ValueError("extract_video needs at least one of rgb_net, flow_net")
     device = torch.device(device)
-    if flow_net is not None:
-        pairs = video.rgb_flow_frames(video_path, jpeg=jpeg, workers=workers)
+    clock = clock or StageClock()
+    if flow_net is not None:  # decoding is timed inside, so "flow" is the rest of producing a pair
+        pairs = clock.iterate("flow", video.rgb_flow_frames(video_path, jpeg=jpeg, workers=workers, clock=clock))
     else:  # RGB alone: the same frames rgb_flow_frames pairs with flow (last one dropped, same JPEG round trip)
         frames = _drop_last(video.iter_frames(video_path))
-        pairs = ((video.jpeg_roundtrip(f) if jpeg else f, None) for f in frames)
-    rgb, flow = run_frames(pairs, rgb_net, flow_net, device, batch_size, progress)
+        pairs = clock.iterate("decode", ((video.jpeg_roundtrip(f) if jpeg else f, None) for f in frames))
+    rgb, flow = run_frames(pairs, rgb_net, flow_net, device, batch_size, progress, clock)
     n = len(rgb if rgb is not None else flow)
     if n == 0:
         raise InputError(f"{video_path}: fewer than {SNIPPET + 1} frames at 25 fps, too short for one snippet")
@@ -243,12 +260,6 @@ def list_frame_folders(input_dir: Path, mode: str) -> list[Job]:
     return jobs
 
 
-def _remove_stale_temps(output_dir: Path, name: str, modality: str) -> None:
-    """Temporary files a killed run left for this output (utils.atomic_path names them `.<file>.<random>.tmp`)."""
-    for tmp in output_dir.glob(f".{name}_{modality}.npy.*.tmp"):
-        tmp.unlink(missing_ok=True)
-
-
 def run_jobs(
     jobs: Sequence[Job],
     nets: dict[str, InceptionI3d],
@@ -264,7 +275,8 @@ def run_jobs(
 ) -> list[Result]:
     """Extract every job's missing modalities (`nets`: modality → net), writing `<name>_<modality>.npy` atomically.
 
-    A video that fails (unreadable, too short, bad frames) is reported in its Result and the others go on.
+    A video that fails (unreadable, too short, bad frames) is reported in its Result and the others go on; an output
+    that cannot be written (utils.OutputError: disk full, read-only folder) stops the run.
     """
     import video  # decoder libraries only when videos are actually read
 
@@ -279,8 +291,6 @@ def run_jobs(
         t0 = time.perf_counter()
         bar = tqdm(desc=job.name, unit="frame", leave=False, dynamic_ncols=True)
         try:
-            for m in todo:
-                _remove_stale_temps(output_dir, job.name, m)
             rgb_net, flow_net = (nets[m] if m in todo else None for m in MODALITIES)
             if two_stage:
                 bar.total = sum(1 for _ in (job.source / "flow_x").glob("*.jpg"))
@@ -296,6 +306,8 @@ def run_jobs(
                 atomic_np_save(checked[m], outputs[m])
             n = len(checked[todo[0]])
             results.append(Result(job.name, "extracted", n, bar.n, time.perf_counter() - t0))
+        except OutputError:
+            raise  # a full or read-only output folder fails every video alike: stop with its one line
         except Exception as e:  # a bad video must not stop a 20k-video run; it is reported at the end
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             results.append(Result(job.name, "failed", seconds=time.perf_counter() - t0, reason=reason))
@@ -387,6 +399,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     two_stage = args.input_dir is not None
     jobs = list_frame_folders(args.input_dir, args.mode) if two_stage else list_videos(args.video_dir)
     nets = {m: load_i3d(p, 3 if m == "rgb" else 2).to(device) for m, p in paths.items()}
+    prepare_output_dir(args.output_dir, "--output_dir")  # inputs are valid: now writable (else one line), no temps
     mine = shard_jobs(jobs, shard, shards)
     label = f"shard {shard}/{shards}" if shards > 1 else "all"
     results = run_jobs(

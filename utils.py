@@ -1,18 +1,27 @@
-"""Small shared helpers: the one-line input error, atomic writes, seeding, device choice."""
+"""Small shared helpers: the one-line input error, atomic writes, output folders, seeding, device choice, timing."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
 import random
+import re
+import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: temporaries are not locked (see remove_stale_temps)
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 import torch
@@ -24,6 +33,11 @@ class InputError(Exception):
     The message must name the file (or flag) and the problem, e.g.
     `features/val/video_x_rgb.npy: width 512, expected 1024`.
     """
+
+
+class OutputError(InputError):
+    """An output cannot be written (disk full, read-only or forbidden folder): one line naming the file and the cause;
+    the CLI prints it like an InputError (exit 2). Whatever the file held before is unchanged."""
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -44,40 +58,120 @@ def is_finite_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and bool(np.isfinite(x))
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success rename it onto `path` (atomic on POSIX).
+# --- atomic outputs ----------------------------------------------------------------------------------------------
+# Every output is written as `<folder>/.<name>.<random>.tmp/<name>` and renamed onto `<folder>/<name>` when complete.
+# The private folder gives the file its final name while it is written, so what a writer derives from the name
+# is what a direct save would give (torch.save names its zip archive's inner folder after the file: a checkpoint's
+# bytes do not depend on the temporary name). The writing process holds an exclusive flock on the file until the
+# rename: a killed process loses its lock, which is how remove_stale_temps tells a stale temporary from a live one.
 
-    A crash or an exception leaves the old `path` untouched and removes the temporary file,
-    so a reader never sees a half-written checkpoint, feature file or JSON.
-    """
-    path = Path(path)
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")  # tempfile's 8 random characters
+
+
+def _lock(fd: int, blocking: bool = True) -> bool:
+    """Exclusive flock on `fd` → True; False where the file system has no locks (or not POSIX). With
+    blocking=False a lock held by another process raises BlockingIOError."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        raise
+    except OSError:  # ENOLCK, EOPNOTSUPP: e.g. an NFS mount without a lock daemon
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _temp_file(path: Path) -> Iterator[Path]:
+    """A locked, empty `<parent>/.<name>.<random>.tmp/<name>` (removed, folder and all, on exit)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    for _ in range(3):  # again only if another process's remove_stale_temps took it before it was locked
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        tmp = folder / path.name
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
+        except FileNotFoundError:
+            continue
+        if not _lock(fd):  # no locks here: nothing to hold (and an open file could not be renamed off POSIX)
+            os.close(fd)
+            fd = -1
+            break
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(tmp)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    else:
+        raise OSError(errno.EAGAIN, "its temporary file was removed by another process three times")
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give outputs the permissions open() would
-        os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)  # still locked: no other process takes it meanwhile
+        if fd >= 0:
+            os.close(fd)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _write_failure(path: Path, cause: str) -> OutputError:
+    kept = "; the previous file is kept" if path.exists() else ""
+    return OutputError(f"{path}: write failed: {cause}{kept}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path with `path`'s file name; on success rename it onto `path` (atomic on POSIX).
+
+    A crash or an exception leaves the old `path` untouched and removes the temporary file, so a reader never sees a
+    half-written checkpoint, feature file or JSON. A failed write (OSError: no space, read-only, permission, I/O)
+    → OutputError `<path>: write failed: <cause>[; the previous file is kept]`.
+    """
+    path = Path(path)
+    try:
+        with _temp_file(path) as tmp:
+            yield tmp
+            os.replace(tmp, path)
+    except OSError as e:
+        raise _write_failure(path, e.strerror or str(e)) from None
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save(obj, path), atomically; the bytes equal a direct torch.save to `path` (same archive name).
+
+    PyTorch's own writer reports a failed write as `RuntimeError: [enforce fail at inline_container.cc:...]
+    unexpected pos ...` without the OS's reason: the cause is then read from the file system (full, read-only).
+    """
+    path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as e:
+            if "inline_container" not in str(e) and "StreamWriter" not in str(e):
+                raise  # not a write failure: a bug, shown as such
+            raise _write_failure(path, _file_system_cause(tmp.parent, e)) from None
+
+
+def _file_system_cause(folder: Path, error: Exception) -> str:
+    """Why a write into `folder` failed when the writer did not say (PyTorch's C++ writer)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        st = None
+    if st is not None and st.f_flag & os.ST_RDONLY:
+        return os.strerror(errno.EROFS)  # "Read-only file system"
+    if st is not None and st.f_bavail * st.f_frsize < (1 << 20):
+        return os.strerror(errno.ENOSPC)  # "No space left on device"
+    first = " ".join(str(error).split())[:120]
+    return f"PyTorch could not write it ({first}): the disk may be full or over quota"
+
+
+def atomic_text_write(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def atomic_json_dump(obj: Any, path: str | os.PathLike, **kwargs: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, **kwargs))
+    atomic_text_write(path, json.dumps(obj, **kwargs))
 
 
 def atomic_csv_write(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -86,14 +180,151 @@ def atomic_csv_write(path: str | os.PathLike, header: Sequence[str], rows: Itera
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
+    atomic_text_write(path, buf.getvalue())
 
 
 def atomic_np_save(array: np.ndarray, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:  # np.save on a name would append ".npy"
             np.save(f, array)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove what killed saves left in `folder` (not its subfolders) → the removed paths; one note on stderr.
+
+    Only this project's temporaries are touched: `.<name>.<random>.tmp` folders holding nothing but `<name>`, and
+    plain files of that name (earlier versions wrote those). One is stale when no process holds its lock, so a
+    concurrent run of ours (another extract.py shard, a training next to a localize run) keeps its live ones. Where
+    the file system has no locks (some NFS mounts) nothing can be told apart and nothing is removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed, size = [], 0
+    for entry in sorted(folder.iterdir()):
+        m = _TEMP_NAME.match(entry.name)
+        if m is None or entry.is_symlink():
+            continue
+        if entry.is_dir():
+            inside = os.listdir(entry)
+            if inside not in ([], [m["name"]]):
+                continue  # not ours
+            target = entry / m["name"] if inside else None
+        else:
+            target = entry
+        n = _remove_if_unlocked(entry, target)
+        if n is not None:
+            removed.append(entry)
+            size += n
+    if removed:
+        print(
+            f"note: {folder}: removed {len(removed)} temporary file(s) of interrupted saves ({size / 1e6:.1f} MB)",
+            file=sys.stderr,
+        )
+    return removed
+
+
+def _remove_if_unlocked(entry: Path, target: Path | None) -> int | None:
+    """Remove `entry` (a temp folder or file) unless a live process locks `target` → bytes freed, or None if kept."""
+    if target is None:  # an empty temp folder: its writer died before creating the file (or just renamed it)
+        with contextlib.suppress(OSError):
+            entry.rmdir()
+            return 0
+        return None
+    try:
+        fd = os.open(target, os.O_WRONLY)
+    except OSError:
+        return None
+    try:
+        if not _lock(fd, blocking=False):
+            return None  # no locks here: cannot tell a live temporary from a stale one
+        size = os.fstat(fd).st_size
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        return size
+    except OSError:  # BlockingIOError: a live writer holds it; else it vanished or cannot be removed
+        return None
+    finally:
+        os.close(fd)
+
+
+def check_output_dir(folder: str | os.PathLike, flag: str) -> Path:
+    """Create `folder` if needed and prove a write into it (a 64 KiB temporary file, fsync'ed, removed) → the path.
+
+    Run before any work, so a read-only, forbidden or full output folder is one line at the start
+    (`<folder>: output folder (<flag>) is not writable: <cause>`), not a traceback at the first save.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: {flag} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot create the output folder ({flag}): {e.strerror or e}") from None
+    try:
+        with _temp_file(folder / "write_check") as tmp, open(tmp, "wb") as f:
+            f.write(bytes(1 << 16))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise OutputError(f"{folder}: output folder ({flag}) is not writable: {e.strerror or e}") from None
+    return folder
+
+
+def prepare_output_dir(folder: str | os.PathLike, flag: str) -> Path:
+    """What every command does first with its output folder: check_output_dir, then remove_stale_temps."""
+    folder = check_output_dir(folder, flag)
+    remove_stale_temps(folder)
+    return folder
+
+
+# --- timing -----------------------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class StageClock:
+    """Wall seconds per stage of a pipeline: `with clock("i3d"): ...`, or `clock.iterate("decode", frames)` for the
+    time spent producing an iterator's items. A stage nested in another counts only for itself (the outer stage's
+    time excludes it), so the stages add up to the time spent inside them: where the wall time went."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._nested: list[float] = []  # per open stage: seconds spent in stages opened inside it
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        self._nested.append(0.0)
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed - self._nested.pop()
+            if self._nested:
+                self._nested[-1] += elapsed
+
+    def iterate(self, stage: str, items: Iterable[T]) -> Iterator[T]:
+        it = iter(items)
+        while True:
+            with self(stage):
+                try:
+                    item = next(it)
+                except StopIteration:
+                    return
+            yield item
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Print `warning: <message>` on stderr, once per process (a file read for both splits warns once)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"warning: {message}", file=sys.stderr)
 
 
 def set_seed(seed: int) -> None:

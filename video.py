@@ -28,7 +28,7 @@ import av
 import cv2
 import numpy as np
 
-from utils import InputError, parse_shard, run_cli
+from utils import InputError, StageClock, parse_shard, run_cli
 
 FLOW_BOUND = 20.0  # SPEC §12.4: flow saturates at ±20 px; quantisation scale 128/20 = 6.4
 JPEG_QUALITY = 95  # cv2.imwrite's default, as the authors wrote their frames
@@ -421,7 +421,9 @@ def _shutdown_pools() -> None:
     _POOLS.clear()
 
 
-def _pairs(path, fps: float, short_side: int, jpeg: bool, workers: int | None) -> Iterator[tuple]:
+def _pairs(
+    path, fps: float, short_side: int, jpeg: bool, workers: int | None, clock: StageClock | None = None
+) -> Iterator[tuple]:
     """(rgb item, flow item) for k = 1..N-1: RGB of frame k-1 and the quantised flow k-1 → k.
 
     With jpeg=True the items are JPEG bytes (rgb, (flow_x, flow_y)); otherwise uint8 arrays. Flow chunks of `_CHUNK`
@@ -445,7 +447,8 @@ def _pairs(path, fps: float, short_side: int, jpeg: bool, workers: int | None) -
             yield from zip(items, flows, strict=True)
 
     try:
-        for img in iter_frames(path, fps, short_side):
+        frames = iter_frames(path, fps, short_side)
+        for img in clock.iterate("decode", frames) if clock else frames:
             if grays:  # the previous frame's RGB is paired with the flow that starts at it
                 rgbs.append(_encode_jpeg(prev) if jpeg else prev)
             grays.append(to_gray(img))
@@ -470,15 +473,16 @@ def rgb_flow_frames(
     short_side: int = 256,
     jpeg: bool = True,
     workers: int | None = None,
+    clock: StageClock | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(rgb uint8 [H, W, 3] of frame k-1, quantised flow uint8 [H, W, 2] of k-1 → k) for k = 1..N-1 (SPEC §12.1–4).
 
     N decoded frames give N-1 pairs: the last frame's RGB is dropped. jpeg=True applies the authors' JPEG round trip
     (quality 95) to the RGB frame and to each flow component as its own greyscale image, so the arrays equal what
     `read_frame_folders` reads back from `write_frame_folders`. Flow runs on `workers` processes (default: all cores;
-    1 = in this process); the result does not depend on `workers`.
+    1 = in this process); the result does not depend on `workers`. `clock` (utils.StageClock) gets the decoding time.
     """
-    for rgb, flow in _pairs(path, fps, short_side, jpeg, workers):
+    for rgb, flow in _pairs(path, fps, short_side, jpeg, workers, clock):
         if jpeg:
             rgb = _decode_jpeg(rgb, gray=False)
             flow = np.stack([_decode_jpeg(flow[0], gray=True), _decode_jpeg(flow[1], gray=True)], axis=-1)

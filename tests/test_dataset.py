@@ -555,3 +555,153 @@ def test_ambiguous_label_in_json_is_not_a_class(tmp_path):
     got = D.read_annotations(path)
     assert got["video_test_0000004"]["annotations"] == [{"label": "CricketShot", "segment": [1.0, 2.0]}]
     assert D.class_names(got) == ["CricketShot"]
+
+
+# --- bad and odd segments, unknown labels, named skips (issue 11) ---------------------------------------------------
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    """Each test sees its warnings (utils.warn_once prints a message once per process)."""
+    import utils
+
+    monkeypatch.setattr(utils, "_WARNED", set())
+
+
+def _ann_json(tmp_path, segments, duration=10.0, name="annotations.json"):
+    entry = {
+        "subset": "val",
+        "duration": duration,
+        "annotations": [{"label": "Diving", "segment": s} for s in segments],
+    }
+    path = tmp_path / name
+    path.write_text(json.dumps({"video_validation_1": entry}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("segments", "duration", "problem"),
+    [
+        ([[1, 2], [9.0, 3.0]], 10.0, "video 'video_validation_1': Diving segment [9.0, 3.0] ends before it starts"),
+        ([[1, 2]], float("nan"), "video 'video_validation_1': duration nan is not a finite number ≥ 0"),
+        ([[1, 2]], -5.0, "video 'video_validation_1': duration -5.0 is not a finite number ≥ 0"),
+    ],
+)
+def test_reversed_segment_or_bad_duration_is_one_line_error(tmp_path, segments, duration, problem):
+    path = _ann_json(tmp_path, segments, duration)
+    with pytest.raises(InputError) as e:
+        D.read_annotations(path)
+    assert str(e.value) == f"{path}: {problem}"
+
+
+def test_non_finite_segment_from_any_reader_is_an_error(tmp_path):
+    """check_segments runs on every reader's output (a reader that let NaN through still fails, naming it)."""
+    ann = {"v1": {"subset": "val", "duration": None, "annotations": [{"label": "A", "segment": [1.0, float("nan")]}]}}
+    with pytest.raises(InputError, match=r"^x\.npy: video 'v1': A segment \[1\.0, nan\] is not finite$"):
+        D.check_segments(ann, "x.npy")
+    path = tmp_path / "a.json"  # the JSON reader's own check names file, video and entry too
+    path.write_text('{"v1": {"subset": "val", "annotations": [{"label": "A", "segment": [1, NaN]}]}}')
+    with pytest.raises(InputError, match=r"a\.json: video 'v1': annotation .*'segment': \[1, nan\]"):
+        D.read_annotations(path)
+
+
+def test_reversed_txt_lines_are_errors(tmp_path):
+    txt = tmp_path / "LongJump_val.txt"
+    txt.write_text("video_validation_1 1.0 2.0\nvideo_validation_2 9.0 3.0\n")
+    with pytest.raises(InputError) as e:
+        D.read_annotations(txt)
+    assert str(e.value) == f"{txt}:2: video video_validation_2: segment [9.0, 3.0] ends before it starts"
+    amb = tmp_path / "Ambiguous_test.txt"
+    amb.write_text("video_test_1 5 4\n")
+    with pytest.raises(InputError, match=r"Ambiguous_test\.txt:1: video video_test_1: segment \[5\.0, 4\.0\] ends"):
+        D.read_ambiguous(amb)
+
+
+def test_odd_segments_are_kept_and_counted_in_one_warning(tmp_path, capsys, fresh_warnings):
+    segments = [[1, 2], [3, 3], [-0.5, 1], [5, 5], [9.5, 10.9], [12, 15], [11.5, 11.5]]  # duration 10, slack 1 s
+    path = _ann_json(tmp_path, segments)
+    ann = D.read_annotations(path)
+    assert [a["segment"] for a in ann["video_validation_1"]["annotations"]] == segments  # kept as given
+    err = capsys.readouterr().err
+    assert err == (
+        f"warning: {path}: 5 segments kept as given: 3 have zero length, 2 end over 1 s past their video's duration, "
+        "1 start before 0 s (see docs/evaluate.md)\n"
+    )  # [11.5, 11.5] is both zero-length and past the end: one segment, two kinds; [9.5, 10.9] is within the slack
+    D.read_annotations(path)
+    assert capsys.readouterr().err == "", "once per file and process"
+    txt = tmp_path / "Diving_val.txt"  # no durations in the txt format: only zero-length and negative starts
+    txt.write_text("video_validation_1 3 3\nvideo_validation_1 4 9\n")
+    D.read_annotations(txt)
+    assert (
+        capsys.readouterr().err
+        == f"warning: {txt}: 1 segments kept as given: 1 have zero length (see docs/evaluate.md)\n"
+    )
+
+
+def test_real_files_odd_segments(shared_data, capsys, fresh_warnings):
+    """The official files' known flaws are kept (published protocol) and counted: THUMOS14's 30 segments that start
+    after their video's end, ActivityNet's zero-length ones (its sub-second overruns of the rounded durations are
+    within the slack)."""
+    thumos = shared_data / "thumos14" / "annotations.json"
+    ann = D.read_annotations(thumos)
+    past = [(v, a["segment"]) for v, e in ann.items() for a in e["annotations"] if a["segment"][1] > e["duration"] + 1]
+    assert len(past) == 30 and all(s >= ann[v]["duration"] for v, (s, _) in past)
+    assert sum(v == "video_test_0000270" for v, _ in past) == 22
+    assert capsys.readouterr().err == (
+        f"warning: {thumos}: 30 segments kept as given: 30 end over 1 s past their video's duration "
+        "(see docs/evaluate.md)\n"
+    )
+    for version, zero in (("1.2", 10), ("1.3", 12)):
+        path = shared_data / "activitynet" / f"annotations_{version}.json"
+        D.read_annotations(path)
+        assert capsys.readouterr().err == (
+            f"warning: {path}: {zero} segments kept as given: {zero} have zero length (see docs/evaluate.md)\n"
+        )
+    D.read_annotations(shared_data / "thumos14" / "official")
+    assert capsys.readouterr().err == ""
+
+
+def test_unknown_label_warns_naming_it(thumos, capsys, fresh_warnings):
+    path = thumos["root"] / "annotations.json"
+    ann = json.loads(path.read_text())
+    video = thumos["val"][1]
+    ann[video]["annotations"][0]["label"] = "LongJumpp"  # a typo
+    path.write_text(json.dumps(ann))
+    tr = D.load_split(thumos["data"], "thumos14", "train", progress=False)
+    assert "LongJumpp" in tr.classes  # still a class (a custom list is allowed), but not silently
+    err = [line for line in capsys.readouterr().err.splitlines() if "LongJumpp" in line]
+    n = len(D.class_names(ann))
+    assert err == [
+        f"warning: {path}: label 'LongJumpp' (1 video(s), e.g. {video}) is not one of THUMOS14's 20 classes; "
+        f"it becomes a class of its own ({n} classes)"
+    ]
+    D.load_split(thumos["data"], "thumos14", "test", progress=False)
+    assert "LongJumpp" not in capsys.readouterr().err  # once
+
+
+def test_activitynet_class_count_warns(anet, capsys, fresh_warnings):
+    D.load_split(anet["data"], "activitynet1.2", "train", progress=False)
+    path = anet["root"] / "annotations_1.2.json"
+    assert capsys.readouterr().err == (
+        f"warning: {path}: 3 classes, but activitynet1.2 has 100; in training but not validation: 'A', 'C'\n"
+    )
+
+
+def test_skip_bad_names_the_skipped_videos(anet, tmp_path):
+    folder = anet["root"] / "features" / "training"
+    _corrupt(folder, "width")
+    (folder / "stripme123_flow.npy").unlink()
+    tr = D.load_split(anet["data"], "activitynet1.2", "train", skip_bad=True, progress=False)
+    rgb, flow = folder / f"{_STEM}_rgb.npy", folder / "stripme123_flow.npy"
+    lines = tr.summary().splitlines()
+    assert lines[-3:] == [
+        "skipped videos:",
+        f"  stripme123  missing: {flow}: feature file not found",
+        f"  {_STEM}  bad: {rgb}: width 512, expected 1024",
+    ]
+    assert "skipped: bad" in tr.summary() and "skipped: missing" in tr.summary()
+    assert tr.summary(limit=1).splitlines()[-1] == "  … 1 more"
+    listed = tmp_path / "skipped.tsv"
+    tr.write_skipped(listed)
+    assert tr.summary(skipped_file=listed, limit=1).splitlines()[-1] == f"  … 1 more in {listed}"
+    assert listed.read_text().splitlines() == [f"{v}\t{r}" for v, r in tr.skipped] and len(tr.skipped) == 2

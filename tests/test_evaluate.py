@@ -351,3 +351,59 @@ def test_cli_subprocess_exit_code_and_bad_ground_truth(tmp_path):
     )
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.startswith(f"error: {bad}: not valid JSON") and res.stderr.count("\n") == 1
+
+
+# --- bad and odd segments in files (issue 11) ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    import utils
+
+    monkeypatch.setattr(utils, "_WARNED", set())
+
+
+def test_cli_reversed_segments_are_one_line_errors(tmp_path, capsys):
+    ann = {"video_test_0000001": {"subset": "test", "duration": 30.0, "annotations": [gt("A", 0, 10)]}}
+    good = write_json(tmp_path / "gt.json", ann)
+    preds = write_json(tmp_path / "p.json", {"video_test_0000001": [pr("A", 0, 10, 0.9), pr("A", 9.0, 3.0, 0.5)]})
+    assert evaluate.main([str(good), str(preds)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {preds}: video 'video_test_0000001' prediction 1: segment [9.0, 3.0] ends before it starts\n"
+    )
+    ann["video_test_0000001"]["annotations"].append(gt("A", 9.0, 3.0))  # this one used to lower mAP silently
+    bad = write_json(tmp_path / "gt_bad.json", ann)
+    ok = write_json(tmp_path / "p_ok.json", {"video_test_0000001": [pr("A", 0, 10, 0.9)]})
+    assert evaluate.main([str(bad), str(ok)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {bad}: video 'video_test_0000001': A segment [9.0, 3.0] ends before it starts\n"
+    )
+
+
+def test_cli_odd_segments_warn_once_and_score_as_published(tmp_path, capsys, fresh_warnings):
+    """Zero-length and out-of-duration ground truth is kept (it counts, and can never be matched: recall < 1);
+    zero-length predictions are kept as false positives; one warning line per file says how many."""
+    ann = {
+        "video_test_0000001": {
+            "subset": "test",
+            "duration": 30.0,
+            "annotations": [gt("A", 0, 10), gt("A", 20, 20), gt("A", 40, 45)],  # zero length; past the end
+        }
+    }
+    gt_path = write_json(tmp_path / "gt.json", ann)
+    preds = [pr("A", 0, 10, 0.9), pr("A", 20, 20, 0.8), pr("A", 40, 45, 0.7), pr("A", -1, 5, 0.1)]
+    p_path = write_json(tmp_path / "p.json", {"video_test_0000001": preds})
+    assert evaluate.main([str(gt_path), str(p_path), "--tiou", "0.5"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"warning: {gt_path}: 2 segments kept as given: 1 have zero length, 1 end over 1 s past their video's "
+        "duration (see docs/evaluate.md)",
+        f"warning: {p_path}: 2 predictions kept as given: 1 have zero length, 1 start before 0 s "
+        "(see docs/evaluate.md)",
+    ]
+    # TP [0,10], FP [20,20] (0/0 never matches), TP [40,45] (matched like any other), FP → P 1, .5, 2/3 at R 1/3, 2/3
+    expected = (1 / 3) * 1 + (1 / 3) * (2 / 3)
+    assert parse_map_row(out) == pytest.approx([100 * expected] * 2, abs=0.006)
+    gt_list = {"video_test_0000001": ann["video_test_0000001"]["annotations"]}
+    p_list = {"video_test_0000001": [{**p, "segment": list(map(float, p["segment"]))} for p in preds]}
+    assert detection_map(gt_list, p_list, [0.5]) == pytest.approx([expected], abs=1e-12)

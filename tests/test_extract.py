@@ -174,7 +174,9 @@ def test_resume_shards_and_torchrun_ranks(tmp_path, weights, monkeypatch, capsys
 
     # A run killed while writing b (SIGKILL leaves utils.atomic_path's temporary behind, no b_rgb.npy).
     (out / "b_rgb.npy").unlink()
-    (out / ".b_rgb.npy.k1ll3d.tmp").write_bytes(b"half-written")
+    (out / ".b_rgb.npy.k1ll3d00.tmp").mkdir()
+    (out / ".b_rgb.npy.k1ll3d00.tmp" / "b_rgb.npy").write_bytes(b"half-written")
+    (out / ".c_rgb.npy.0ld_v3r5.tmp").write_bytes(b"half-written")  # earlier versions' temporaries were plain files
     # ... and a run interrupted (Ctrl-C) in the middle of b's frames: nothing of b is written.
     real_add, calls = SnippetRunner.add, []
 
@@ -272,3 +274,63 @@ def test_cli_input_errors_are_one_line(tmp_path, weights, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and message in err and "\n" not in err, (argv, err)
     assert not (tmp_path / "out").exists()
+
+
+# --- output folder safety and stage times (issue 11) --------------------------------------------------------------
+
+
+@needs_video
+def test_read_only_output_dir_and_full_disk_are_one_line(tmp_path, weights, monkeypatch, capsys):
+    import errno
+    import tempfile
+
+    vids, out = tmp_path / "videos", tmp_path / "features"
+    vids.mkdir()
+    write_video(vids / "a.mp4", 18)
+    write_video(vids / "b.mp4", 18, seed=1)
+    argv = ["--video_dir", str(vids), "--output_dir", str(out), "--rgb_weights", str(weights["rgb"])]
+    runs = []
+    real_extract = extract.extract_video
+
+    def counting_extract(path, *args, **kwargs):
+        runs.append(path.name)
+        return real_extract(path, *args, **kwargs)
+
+    monkeypatch.setattr(extract, "extract_video", counting_extract)
+
+    def fail(code):
+        def raise_it(*args, **kwargs):
+            raise OSError(code, os.strerror(code))
+
+        return raise_it
+
+    with monkeypatch.context() as m:  # read-only: one line before any video is decoded
+        m.setattr(tempfile, "mkdtemp", fail(errno.EROFS))
+        assert main(argv) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: {out}: output folder (--output_dir) is not writable: Read-only file system\n"
+    )
+    assert runs == []
+    with monkeypatch.context() as m:  # the disk fills during the run: stop at the first write, not fail every video
+        m.setattr(np, "save", fail(errno.ENOSPC))
+        assert main(argv) == 2
+    err = capsys.readouterr().err  # (after the progress bars)
+    assert err.endswith(f"\nerror: {out / 'a_rgb.npy'}: write failed: No space left on device\n")
+    assert err.count("error:") == 1 and "failed: a" not in err
+    assert runs == ["a.mp4"] and list(out.iterdir()) == []
+
+
+@needs_video
+def test_extract_video_stage_times(tmp_path, fake_tvl1):
+    path = tmp_path / "v.mp4"
+    write_video(path, 40)
+    nets = (StandIn(3), StandIn(2))
+    clock = extract.StageClock()
+    got = extract_video(path, *nets, "cpu", workers=1, clock=clock)
+    want = extract_video(path, *nets, "cpu", workers=1)
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)), "timing changes nothing"
+    assert set(clock.seconds) == {"decode", "flow", "i3d"} and all(t > 0 for t in clock.seconds.values())
+    rgb_only = extract.StageClock()
+    extract_video(path, nets[0], None, "cpu", clock=rgb_only)
+    assert set(rgb_only.seconds) == {"decode", "i3d"}

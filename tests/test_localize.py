@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import copy
 import csv
+import errno
 import json
+import os
+import re
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +23,7 @@ import dataset
 import localize
 from model import ACRNet
 from postprocess import detect
-from utils import InputError, save_checkpoint
+from utils import InputError, OutputError, save_checkpoint
 
 CLIP_FRAMES = 34  # 34 frames at 25 fps → 33 flow fields → 2 snippets of 16 (SPEC §12.6)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -135,10 +138,21 @@ def test_end_to_end_real_video_then_cache(clip, thumos_ckpt, flow_weights, share
     out = tmp_path / "out"
     argv = ["--video", str(clip), "--model_file", str(thumos_ckpt), "--data_name", "thumos14", "--save_path", str(out),
             "--rgb_weights", str(shared_data / "i3d" / "rgb_scratch_kinetics400.pt"), "--flow_weights",
-            str(flow_weights), "--device", "cpu", "--data_path", str(tmp_path / "absent")]  # fmt: skip
+            str(flow_weights), "--device", "cpu", "--data_path", str(tmp_path / "absent"), "--no_progress"]  # fmt: skip
     assert run_main(argv) == 0
-    first = capsys.readouterr().out
+    first, err = capsys.readouterr()
     assert len(calls) == 1
+    assert "flow + I3D" not in err and "frame/s" not in err, "--no_progress: no progress bar in --video mode"
+    # Stage times, per video and in the summary: each stage took time, and they fit in the total.
+    times = re.search(r"time: decode (\S+) s, flow (\S+) s, I3D (\S+) s, ACRNet (\S+) s, outputs (\S+) s "
+                      r"\(total (\S+) s\)", first)  # fmt: skip
+    assert times, first
+    *stages, total = map(float, times.groups())
+    assert all(t > 0 for t in stages) and sum(stages) <= total + 0.02
+    summary = first[first.index("summary:") :].splitlines()
+    assert "decode (s)  flow (s)  I3D (s)  ACRNet (s)  outputs (s)  total (s)" in summary[1]
+    row = next(line.split() for line in summary if line.startswith("v_GGSY1Qvo990"))
+    assert [float(v) for v in row[-6:]] == pytest.approx([*stages, total], abs=0.01)
 
     rgb = np.load(out / "features" / "v_GGSY1Qvo990_rgb.npy")
     flow = np.load(out / "features" / "v_GGSY1Qvo990_flow.npy")
@@ -168,6 +182,7 @@ def test_end_to_end_real_video_then_cache(clip, thumos_ckpt, flow_weights, share
     assert run_main(argv) == 0
     second = capsys.readouterr().out
     assert len(calls) == 1 and "cached features" in second
+    assert re.search(r"time: features cached, ACRNet \S+ s, outputs \S+ s \(total \S+ s\)", second), second
     assert (out / "features" / "v_GGSY1Qvo990_rgb.npy").stat().st_mtime_ns == mtime
     assert json.loads((out / "v_GGSY1Qvo990_detections.json").read_text()) == payload
 
@@ -363,3 +378,85 @@ def test_folder_without_videos_and_missing_path(tmp_path, thumos_ckpt):
         localize.find_videos(tmp_path / "empty_dir")
     with pytest.raises(InputError, match="no such video file or folder"):
         localize.find_videos(tmp_path / "missing.mp4")
+
+
+# --- output folder safety, stage times, --no_progress (issue 11) ---------------------------------------------------
+
+
+def test_read_only_save_path_is_one_line_before_any_work(tmp_path, clip, thumos_ckpt, monkeypatch, capsys):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    calls = []
+    cfg = make_cfg(tmp_path, video=str(clip), model_file=str(thumos_ckpt))
+    with pytest.raises(OutputError) as e:
+        localize.run(cfg, extract_fn=fake_extractor(calls))
+    assert str(e.value) == f"{cfg.save_path}: output folder (--save_path) is not writable: Read-only file system"
+    assert calls == [], "checked before any video is touched"
+
+
+def test_full_disk_stops_a_folder_run_with_one_line(tmp_path, clip, thumos_ckpt, monkeypatch):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(clip, folder / name)
+    cfg = make_cfg(tmp_path, video=str(folder), model_file=str(thumos_ckpt))
+    calls = []
+    extract = fake_extractor(calls)
+
+    def fill_disk(video_path):  # the disk fills up once the run has started
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(np, "save", full)
+        return extract(video_path)
+
+    with pytest.raises(OutputError) as e:  # not "a failed, go on with b": b would fail alike
+        localize.run(cfg, extract_fn=fill_disk)
+    rgb = Path(cfg.save_path) / "features" / "a_rgb.npy"
+    assert str(e.value) == f"{rgb}: write failed: No space left on device"
+    assert calls == ["a.mp4"] and not rgb.exists()
+    assert sorted(p.name for p in rgb.parent.iterdir()) == [], "no temporary left behind"
+
+
+def test_stage_times_stale_temps_and_no_progress(tmp_path, clip, thumos_ckpt, capsys):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(clip, folder / name)
+    out = tmp_path / "out"
+    stale = [out / ".a_detections.json.k1ll3d00.tmp", out / "features" / ".a_rgb.npy.k1ll3d01.tmp"]
+    for t in stale:  # a run killed while saving
+        t.mkdir(parents=True)
+        (t / t.name[1:].rsplit(".", 2)[0]).write_bytes(b"half")
+    calls = []
+    cfg = make_cfg(tmp_path, video=str(folder), model_file=str(thumos_ckpt), progress=False)
+    assert localize.run(cfg, extract_fn=fake_extractor(calls)) == 0
+    printed, err = capsys.readouterr()
+    assert not any(t.exists() for t in stale)
+    assert f"note: {out}: removed 1 temporary file(s) of interrupted saves" in err
+    assert f"note: {out / 'features'}: removed 1 temporary file(s)" in err
+    assert "videos:" not in err and "video/s" not in err, "--no_progress hides the folder's progress bar"
+    lines = re.findall(
+        r"time: decode \S+ s, flow \S+ s, I3D \S+ s, ACRNet \S+ s, outputs \S+ s \(total \S+ s\)", printed
+    )
+    assert len(lines) == 2  # one per video
+    summary = printed[printed.index("summary:") :].splitlines()
+    assert "decode (s)" in summary[1] and "ACRNet (s)" in summary[1] and "total (s)" in summary[1]
+    rows = {line.split()[0]: line.split() for line in summary[3:] if line.split()}
+    assert set(rows) >= {"a", "b", "all"}
+    total = [float(v) for v in rows["all"][-6:]]
+    assert total == pytest.approx(
+        [float(a) + float(b) for a, b in zip(rows["a"][-6:], rows["b"][-6:], strict=True)], abs=0.02
+    )
+
+    cfg.progress = True  # the second run: features cached, and the bar is back
+    assert localize.run(cfg, extract_fn=fake_extractor(calls)) == 0
+    printed, err = capsys.readouterr()
+    assert len(calls) == 2 and "videos" in err
+    assert printed.count("time: features cached, ACRNet") == 2
+    rows = {line.split()[0]: line.split() for line in printed[printed.index("summary:") :].splitlines()[3:] if line}
+    assert rows["a"][-6:-3] == ["cached"] * 3

@@ -1,9 +1,32 @@
+import builtins
+import errno
+import io
 import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from utils import atomic_json_dump, atomic_np_save, atomic_path
+from utils import (
+    OutputError,
+    StageClock,
+    atomic_csv_write,
+    atomic_json_dump,
+    atomic_np_save,
+    atomic_path,
+    atomic_torch_save,
+    check_output_dir,
+    remove_stale_temps,
+    run_cli,
+    warn_once,
+)
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
@@ -73,3 +96,271 @@ def test_run_cli_exit_codes(capsys):
     assert capsys.readouterr().err.strip() == "interrupted; run it again"
     with pytest.raises(KeyboardInterrupt):
         run_cli(interrupted)
+
+
+# --- output safety: failed writes, writable check, stale temporaries, checkpoint bytes (issue 11) ------------------
+
+ENOSPC = os.strerror(errno.ENOSPC)  # "No space left on device"
+EROFS = os.strerror(errno.EROFS)  # "Read-only file system"
+
+
+class FullFile:
+    """A file object on a disk with `left` bytes free: writes past that fail like a full disk (ENOSPC)."""
+
+    def __init__(self, f, left: int) -> None:
+        self._f, self._left = f, left
+
+    def write(self, data):
+        if len(data) > self._left:
+            self._f.write(data[: self._left])
+            self._left = 0
+            raise OSError(errno.ENOSPC, ENOSPC)
+        self._left -= len(data)
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+def full_disk(monkeypatch, left: int = 100) -> None:
+    """Every file opened for writing from now on (open(), Path.write_text) sits on a disk with `left` bytes free."""
+    real = io.open
+
+    def opener(file, mode="r", *args, **kwargs):
+        f = real(file, mode, *args, **kwargs)
+        return FullFile(f, left) if any(c in mode for c in "wax") else f
+
+    monkeypatch.setattr(io, "open", opener)
+    monkeypatch.setattr(builtins, "open", opener)
+
+
+WRITERS = {
+    "json": (lambda p: atomic_json_dump({"new": list(range(1000))}, p), "out.json"),
+    "csv": (lambda p: atomic_csv_write(p, ["a", "b"], [[i, i] for i in range(1000)]), "out.csv"),
+    "npy": (lambda p: atomic_np_save(np.zeros((100, 100), np.float32), p), "out.npy"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_full_disk_is_one_line_and_keeps_the_previous_file(tmp_path, monkeypatch, capsys, kind):
+    write, name = WRITERS[kind]
+    target = tmp_path / name
+    target.write_bytes(b"previous output")
+    with monkeypatch.context() as m:
+        full_disk(m)
+        assert run_cli(lambda: write(target)) == 2
+    assert capsys.readouterr().err == f"error: {target}: write failed: {ENOSPC}; the previous file is kept\n"
+    assert target.read_bytes() == b"previous output"
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # the half-written temporary is gone
+    with monkeypatch.context() as m:  # a first write: no "previous file" to speak of
+        full_disk(m)
+        with pytest.raises(OutputError, match=rf"new{target.suffix}: write failed: {ENOSPC}$"):
+            write(tmp_path / f"new{target.suffix}")
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+@pytest.mark.parametrize(
+    "where, error, cause",
+    [
+        ("mkdtemp", OSError(errno.EROFS, EROFS), EROFS),  # read-only folder: the temporary cannot even be made
+        ("mkdtemp", OSError(errno.EACCES, os.strerror(errno.EACCES)), "Permission denied"),
+        ("replace", OSError(errno.EACCES, os.strerror(errno.EACCES)), "Permission denied"),  # the final rename
+        ("replace", OSError(errno.EIO, os.strerror(errno.EIO)), os.strerror(errno.EIO)),
+    ],
+)
+def test_read_only_and_forbidden_writes(tmp_path, monkeypatch, where, error, cause):
+    target = tmp_path / "m.json"
+    atomic_json_dump({"v": 1}, target)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(tempfile if where == "mkdtemp" else os, where, fail)
+    with pytest.raises(OutputError) as e:
+        atomic_json_dump({"v": 2}, target)
+    assert str(e.value) == f"{target}: write failed: {cause}; the previous file is kept"
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"v": 1} and [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full to make PyTorch's writer fail for real")
+def test_torch_save_failure_names_file_and_cause(tmp_path, monkeypatch):
+    """PyTorch's C++ writer on a full disk raises `RuntimeError: [enforce fail at inline_container.cc:...] unexpected
+    pos ...` (no path, no reason): here its real error, from a write into /dev/full."""
+    target = tmp_path / "thumos14.pth"
+    atomic_torch_save({"w": torch.zeros(3)}, target)
+    before = target.read_bytes()
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f: real_save(obj, "/dev/full"))
+    with pytest.raises(OutputError) as e:  # the disk is not full: the cause cannot be told, the torch error is quoted
+        atomic_torch_save({"w": torch.zeros(100_000)}, target)
+    msg = str(e.value)
+    assert msg.startswith(f"{target}: write failed: PyTorch could not write it ([enforce fail at inline_container")
+    assert msg.endswith("): the disk may be full or over quota; the previous file is kept") and "\n" not in msg
+    full = os.statvfs_result((4096, 4096, 1000, 0, 0, 1000, 0, 0, 0, 255))  # no free block
+    monkeypatch.setattr(os, "statvfs", lambda path: full)
+    with pytest.raises(OutputError) as e:
+        atomic_torch_save({"w": torch.zeros(100_000)}, target)
+    assert str(e.value) == f"{target}: write failed: {ENOSPC}; the previous file is kept"
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["thumos14.pth"]
+    monkeypatch.setattr(torch, "save", lambda obj, f: (_ for _ in ()).throw(RuntimeError("a bug, not a write")))
+    with pytest.raises(RuntimeError, match="a bug"):  # other errors are not dressed up as write failures
+        atomic_torch_save({}, target)
+
+
+def test_check_output_dir(tmp_path, monkeypatch):
+    folder = check_output_dir(tmp_path / "a" / "b", "--save_path")
+    assert folder.is_dir() and list(folder.iterdir()) == []  # created; the probe left nothing
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match=r"file: --save_path is a file, not a folder$"):
+        check_output_dir(tmp_path / "file", "--save_path")
+
+    def fsync_full(fd):
+        raise OSError(errno.ENOSPC, ENOSPC)
+
+    with monkeypatch.context() as m:  # a full disk: the 64 KiB probe fails (at fsync at the latest)
+        m.setattr(os, "fsync", fsync_full)
+        with pytest.raises(OutputError) as e:
+            check_output_dir(folder, "--save_path")
+    assert str(e.value) == f"{folder}: output folder (--save_path) is not writable: {ENOSPC}"
+    assert list(folder.iterdir()) == []
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, EROFS)
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "mkdtemp", read_only)
+        with pytest.raises(OutputError, match=rf"b: output folder \(--output_dir\) is not writable: {EROFS}$"):
+            check_output_dir(folder, "--output_dir")
+        m.setattr(Path, "mkdir", read_only)
+        with pytest.raises(OutputError, match=rf"new: cannot create the output folder \(--save_path\): {EROFS}$"):
+            check_output_dir(tmp_path / "new", "--save_path")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes through file permissions")
+def test_check_output_dir_real_permissions(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    try:
+        with pytest.raises(OutputError, match=r"ro: output folder \(--save_path\) is not writable: Permission denied"):
+            check_output_dir(ro, "--save_path")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_remove_stale_temps_keeps_live_and_foreign_files(tmp_path, capsys):
+    stale = tmp_path / ".thumos14.pth.k1ll3d00.tmp"  # a save killed mid-write: its folder and half a file
+    stale.mkdir()
+    (stale / "thumos14.pth").write_bytes(b"x" * 1000)
+    empty = tmp_path / ".x.npy.abcdefgh.tmp"  # killed between making the folder and the file
+    empty.mkdir()
+    old = tmp_path / ".thumos14_last.pt.q_9zz0a1.tmp"  # earlier versions wrote plain temporary files
+    old.write_bytes(b"y" * 500)
+    keep = {
+        "notes.tmp": "a user's file",
+        ".hidden.tmp": "not our pattern (no random part)",
+        ".a.json.abc.tmp": "random part too short",
+        ".b.json.ABCDEFGH.tmp": "tempfile never uses capitals",
+    }
+    for name in keep:
+        (tmp_path / name).write_text("keep")
+    foreign = tmp_path / ".c.json.abcdefgh.tmp"  # our pattern, but holds something we never write
+    foreign.mkdir()
+    (foreign / "other").write_text("keep")
+    target = tmp_path / "live.json"
+    with atomic_path(target) as tmp:  # a save in progress (this or another process: the lock is per open file)
+        tmp.write_text('{"live": 1}')
+        removed = remove_stale_temps(tmp_path)
+        assert tmp.is_file(), "a live temporary is never removed"
+    assert sorted(p.name for p in removed) == sorted(p.name for p in (stale, empty, old))
+    assert json.loads(target.read_text()) == {"live": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, foreign.name, "live.json"])
+    err = capsys.readouterr().err
+    assert err == f"note: {tmp_path}: removed 3 temporary file(s) of interrupted saves (0.0 MB)\n"
+    assert remove_stale_temps(tmp_path) == [] and capsys.readouterr().err == ""
+    assert remove_stale_temps(tmp_path / "absent") == []
+
+
+def test_killed_save_leaves_a_temporary_the_next_run_removes(tmp_path):
+    """kill -9 during a save: the temporary stays (and is kept while its writer lives); the previous file is intact."""
+    target = tmp_path / "thumos14.pth"
+    atomic_torch_save({"step": torch.tensor(1)}, target)
+    child = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        from utils import atomic_path
+        with atomic_path({str(target)!r}) as tmp:
+            tmp.write_bytes(b"half a checkpoint")
+            print("saving", flush=True)
+            time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "saving"
+        assert remove_stale_temps(tmp_path) == []  # its writer is alive
+    finally:
+        proc.kill()  # SIGKILL: no cleanup runs
+        proc.wait()
+    (temp,) = [p for p in tmp_path.iterdir() if p.name != target.name]
+    assert temp.name.startswith(".thumos14.pth.") and (temp / "thumos14.pth").read_bytes() == b"half a checkpoint"
+    assert remove_stale_temps(tmp_path) == [temp]
+    assert [p.name for p in tmp_path.iterdir()] == ["thumos14.pth"]
+    assert torch.load(target, weights_only=True) == {"step": torch.tensor(1)}
+
+
+@pytest.mark.parametrize("name", ["thumos14.pth", "thumos14_last.pt", "run.v2.pth"])
+def test_checkpoint_bytes_do_not_depend_on_the_temporary_name(tmp_path, name):
+    state = {"w": torch.arange(10.0), "step": 3}
+    atomic_torch_save(state, tmp_path / "a" / name)
+    atomic_torch_save(state, tmp_path / "b" / name)
+    first = (tmp_path / "a" / name).read_bytes()
+    assert first == (tmp_path / "b" / name).read_bytes()
+    (tmp_path / "plain").mkdir()
+    torch.save(state, tmp_path / "plain" / name)
+    assert first == (tmp_path / "plain" / name).read_bytes(), "the same bytes as a direct torch.save to that name"
+    stem = name.rsplit(".", 1)[0]
+    with zipfile.ZipFile(tmp_path / "a" / name) as z:
+        assert {n.split("/")[0] for n in z.namelist()} == {stem}
+
+
+def test_stage_clock_nested_stages_are_exclusive(monkeypatch):
+    import utils
+
+    now = [0.0]
+    monkeypatch.setattr(utils.time, "perf_counter", lambda: now[0])
+    clock = StageClock()
+
+    def frames():  # decoding: 1 s a frame
+        for k in range(3):
+            now[0] += 1
+            yield k
+
+    def pairs():  # flow: 2 s more per frame, on top of the decoding nested inside it
+        for k in clock.iterate("decode", frames()):
+            now[0] += 2
+            yield k
+
+    got = []
+    for k in clock.iterate("flow", pairs()):
+        with clock("i3d"):
+            now[0] += 4
+        now[0] += 100  # outside any stage: not counted
+        got.append(k)
+    assert got == [0, 1, 2]
+    assert clock.seconds == {"decode": 3.0, "flow": 6.0, "i3d": 12.0}
+
+
+def test_warn_once(monkeypatch, capsys):
+    import utils
+
+    monkeypatch.setattr(utils, "_WARNED", set())
+    for _ in range(3):
+        warn_once("x.json: 2 segments kept as given")
+    warn_once("y.json: other")
+    assert capsys.readouterr().err == "warning: x.json: 2 segments kept as given\nwarning: y.json: other\n"
