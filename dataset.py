@@ -697,6 +697,30 @@ def is_wtalc_annotations(folder: str | os.PathLike) -> bool:
     return (Path(folder) / "videoname.npy").is_file()
 
 
+def _wtalc_files(folder: Path) -> dict[str, Path]:
+    """{name: path} of the annotation folder's .npy files; a missing one → InputError."""
+    files = {k: folder / f"{k}.npy" for k in WTALC_ANNOTATION_FILES}
+    for p in files.values():
+        if not p.is_file():
+            listed = ", ".join(f"{k}.npy" for k in WTALC_ANNOTATION_FILES)
+            raise InputError(f"{p}: file not found (a W-TALC annotation folder holds {listed})")
+    return files
+
+
+def _wtalc_strings(path: Path, what: str) -> list[str]:
+    return [_wtalc_text(x, path, what) for x in read_npy(path).reshape(-1)]
+
+
+def wtalc_names_and_classes(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """A W-TALC annotation folder → (video names in features-row order (videoname.npy), classlist.npy)."""
+    files = _wtalc_files(Path(folder))
+    names = _wtalc_strings(files["videoname"], "video name")
+    if len(set(names)) != len(names):
+        dup = next(v for v, n in Counter(names).items() if n > 1)
+        raise InputError(f"{files['videoname']}: video {dup} is listed twice")
+    return names, _wtalc_strings(files["classlist"], "class")
+
+
 def read_wtalc_folder(folder: str | os.PathLike) -> tuple[list[str], list[str], Annotations]:
     """A W-TALC `<Name>-Annotations/` folder → (video names in features-row order, classlist, annotations).
 
@@ -705,17 +729,9 @@ def read_wtalc_folder(folder: str | os.PathLike) -> tuple[list[str], list[str], 
     files, so one protocol table (DATASETS) serves every format. Inconsistent files → one InputError line.
     """
     folder = Path(folder)
-    files = {k: folder / f"{k}.npy" for k in WTALC_ANNOTATION_FILES}
-    for p in files.values():
-        if not p.is_file():
-            listed = ", ".join(f"{k}.npy" for k in WTALC_ANNOTATION_FILES)
-            raise InputError(f"{p}: file not found (a W-TALC annotation folder holds {listed})")
-    names = [_wtalc_text(x, files["videoname"], "video name") for x in read_npy(files["videoname"]).reshape(-1)]
-    if len(set(names)) != len(names):
-        dup = next(v for v, n in Counter(names).items() if n > 1)
-        raise InputError(f"{files['videoname']}: video {dup} is listed twice")
-    subsets = [_wtalc_text(x, files["subset"], "subset") for x in read_npy(files["subset"]).reshape(-1)]
-    classlist = [_wtalc_text(x, files["classlist"], "class") for x in read_npy(files["classlist"]).reshape(-1)]
+    files = _wtalc_files(folder)
+    names, classlist = wtalc_names_and_classes(folder)
+    subsets = _wtalc_strings(files["subset"], "subset")
     labels, segments = read_npy(files["labels"]), read_npy(files["segments"])
     duration = read_npy(files["duration"])
     if not np.issubdtype(duration.dtype, np.number):
@@ -843,17 +859,15 @@ def load_wtalc_split(
     info = dataset_info(data_name)
     _check_split(split)
     features_file, folder = Path(features_file), Path(folder)
-    names, classlist, annotations = read_wtalc_folder(folder)
+    names, classlist = wtalc_names_and_classes(folder)
     if len(classlist) != info.num_classes:
         raise InputError(
             f"{folder / 'classlist.npy'}: {len(classlist)} classes, but {info.name} has {info.num_classes} "
             "(an annotation folder of another dataset?)"
         )
-    source, classes = folder, sorted(classlist)
-    if annotation_file is not None:
-        source = Path(annotation_file)
-        annotations = read_annotations(source)
-        classes = class_names(annotations)
+    source = Path(annotation_file) if annotation_file is not None else folder
+    annotations = read_annotations(source)  # the folder too goes through read_annotations, as every format does
+    classes = sorted(classlist) if annotation_file is None else class_names(annotations)
     ids, skipped = split_videos(annotations, info.name, split)
     if not ids:
         subsets = sorted({e["subset"] for e in annotations.values()})

@@ -313,6 +313,26 @@ def test_tiny_wtalc_loads(tmp_path):
             assert torch.equal(x, torch.from_numpy(tr.features[video][D.sample_test_indices(sub.num_snippets[v], 4)]))
 
 
+def test_annotation_file_overrides_the_folder(tmp_path):
+    """--annotation_file gives subsets, labels and classes; names and row order still come from videoname.npy."""
+    data = _tiny_wtalc(tmp_path / "data")
+    mine = {
+        "video_validation_0000010": {"subset": "val", "annotations": [{"label": "Diving", "segment": [5.0, 6.0]}]},
+        "video_validation_0000051": {"subset": "val", "annotations": [{"label": "LongJump", "segment": [1.0, 2.0]}]},
+        "video_validation_9999999": {"subset": "val", "annotations": [{"label": "Diving", "segment": [1.0, 2.0]}]},
+    }
+    (tmp_path / "mine.json").write_text(json.dumps(mine))
+    with pytest.raises(InputError, match="video_validation_9999999 is not listed"):
+        D.load_split(data, "thumos14", "train", annotation_file=tmp_path / "mine.json", progress=False)
+    tr = D.load_split(data, "thumos14", "train", annotation_file=tmp_path / "mine.json", skip_bad=True, progress=False)
+    assert tr.videos == ["video_validation_0000010", "video_validation_0000051"] and tr.classes == [
+        "Diving",
+        "LongJump",
+    ]
+    assert tr.num_snippets == [21, 11] and tr.labels.tolist() == [[1, 0], [0, 1]]
+    assert tr.annotation_file == tmp_path / "mine.json" and tr.skipped[0][0] == "video_validation_9999999"
+
+
 def _bad(tmp_path: Path, case: str) -> tuple[Path, str, str]:
     """(data_path, data_name, expected message part) for one broken W-TALC folder."""
     data = tmp_path / "data"
