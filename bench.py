@@ -492,6 +492,103 @@ def bench_dataset(args: argparse.Namespace) -> None:
         print(f"speed-up {rows[b][0]} vs {rows[a][0].split(':')[-1].strip()}: {rows[a][1] / rows[b][1]:.1f}x")
 
 
+@section("wtalc")
+def bench_wtalc(args: argparse.Namespace) -> None:
+    """W-TALC layout: time and peak memory (VmHWM) of reading a THUMOS14-sized JOINT file with the restricted
+    unpickler, and of a short main.py run on it vs the same features in the authors' layout (memory-mapped)."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    import numpy as np
+
+    tests_on_path()
+    from wtalc_layout import write_wtalc
+
+    import dataset
+
+    # THUMOS14's real durations (W-TALC folder) → L = floor(duration · 25 / 16) per video; --quick: every 10th video
+    names, _, ann = dataset.read_wtalc_folder(SHARED_DATA / "wtalc" / "Thumos14reduced-Annotations")
+    names = names[::10] if args.quick else names
+    rng = np.random.default_rng(0)
+    videos = {}
+    for v in names:
+        e = ann[v]
+        L = int(e["duration"] * 25 / 16)
+        videos[v] = {
+            "subset": {"val": "validation"}.get(e["subset"], e["subset"]),
+            "features": rng.random((L, 2048), dtype=np.float32),
+            "labels": [a["label"] for a in e["annotations"]],
+            "segments": [a["segment"] for a in e["annotations"]],
+            "duration": e["duration"],
+        }
+    with tempfile.TemporaryDirectory() as tmp:
+        wt = write_wtalc(Path(tmp) / "Thumos14reduced", "Thumos14reduced", videos, dataset.THUMOS14_CLASSES)
+        joint = wt / f"Thumos14reduced{dataset.WTALC_FEATURES}"
+        authors = Path(tmp) / "authors"
+        db = {}
+        for v, e in videos.items():
+            sub = "val" if e["subset"] == "validation" else "test"
+            out = authors / "thumos14" / "features" / sub
+            out.mkdir(parents=True, exist_ok=True)
+            np.save(out / f"{v}_rgb.npy", e["features"][:, :1024])
+            np.save(out / f"{v}_flow.npy", e["features"][:, 1024:])
+            db[v] = {"subset": sub, "duration": e["duration"], "annotations": ann[v]["annotations"]}
+        (authors / "thumos14" / "annotations.json").write_text(json.dumps(db))
+        del videos
+        size = joint.stat().st_size
+        print(f"{len(names)} videos, {size / 2**30:.2f} GiB JOINT file (Python-2-style pickle), page cache warm")
+
+        def peak(code: str) -> tuple[float, float]:
+            """(wall s, peak RSS GiB) of `code` in a fresh interpreter. VmHWM, not ru_maxrss: Linux carries
+            ru_maxrss over from the forking parent (this process, which holds the features)."""
+            wrapped = f"import time; t = time.perf_counter()\n{code}\nwall = time.perf_counter() - t\n" + (
+                "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0].split()[1]\n"
+                "print(wall, hwm)"
+            )
+            out = subprocess.run([sys.executable, "-c", wrapped], cwd=ROOT, capture_output=True, text=True, check=True)
+            wall, kib = out.stdout.split()[-2:]
+            return float(wall), int(kib) / 2**20
+
+        flags = "'--num_iter', '1', '--eval_iter', '1', '--num_seg', '16', '--batch_size', '2', '--no_progress'"
+        run = "import main; main.main(['--data_path', {!r}, '--save_path', {!r}, " + flags + ", '--device', 'cpu'])"
+        read = f"import dataset; dataset.read_wtalc_features({str(joint)!r}, progress=False)"
+        rows = [
+            ("import dataset (baseline)", peak("import dataset")),
+            ("read_wtalc_features (restricted unpickler)", peak(read)),
+            ("import main (baseline)", peak("import main")),
+            ("main.py 1 step + test pass, W-TALC layout", peak(run.format(str(wt), os.path.join(tmp, "o1")))),
+            ("main.py 1 step + test pass, authors' layout", peak(run.format(str(authors), os.path.join(tmp, "o2")))),
+        ]
+        for name, (wall, gib) in rows:
+            print(f"{name:<45} {wall:8.1f} s  peak RSS {gib:6.2f} GiB")
+
+        # The data path alone, in this process, A/B interleaved (medians of 3): both splits loaded and checked (the
+        # W-TALC file re-read each time), then one pass of S = 750 training items over the training split.
+        def load(data: Path) -> list:
+            dataset._joint_cache.clear()
+            return [dataset.load_split(data, "thumos14", s, progress=False) for s in ("train", "test")]
+
+        def epoch(split) -> None:
+            ds = dataset.FeatureDataset(split, 750, "train")
+            for v in range(len(ds)):
+                ds[(v, v)]
+
+        times: dict[str, list[float]] = {}
+        for _ in range(3):
+            for name, data in (("authors' layout", authors), ("W-TALC layout", wt)):
+                t0 = time.perf_counter()
+                train, _ = load(data)
+                t1 = time.perf_counter()
+                epoch(train)
+                t2 = time.perf_counter()
+                times.setdefault(f"load_split train+test, {name}", []).append(t1 - t0)
+                times.setdefault(f"train items S=750, one epoch, {name}", []).append(t2 - t1)
+        for name, ts in times.items():
+            print(f"{name:<45} {sorted(ts)[1]:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ts)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sections", nargs="*", help=f"which to run (default: all): {', '.join(SECTIONS)}")

@@ -242,8 +242,9 @@ def evaluate_files(
 ) -> str:
     """The CLI's work: read, filter, evaluate → the printed report (raises InputError on bad input)."""
     annotations = read_annotations(gt_path)
-    if dataset is None:  # THUMOS14 ids are video_<subset>_<n>; anything else is taken for ActivityNet
-        dataset = "thumos14" if annotations and all(v.startswith("video_") for v in annotations) else "activitynet"
+    if dataset is None:  # THUMOS14 ids are video_<validation|test>_<n>; others (W-TALC's video_<n>) ActivityNet
+        thumos = annotations and all(v.startswith(("video_validation_", "video_test_")) for v in annotations)
+        dataset = "thumos14" if thumos else "activitynet"
     info = DATASETS[_dataset_key(dataset)]
     subset = subset or info.test_subset
     dropped = set(info.dropped_test)
