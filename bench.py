@@ -301,7 +301,7 @@ def bench_flow(args: argparse.Namespace) -> None:
 
     # 1. pairs/s at 341×256, interleaved rounds (medians): the load of a shared machine hits both alike
     src = SHARED_DATA / "videos" / "v_GGSY1Qvo990.mp4"
-    n_port = 64 if cuda else 2 * threads
+    n_port = video.FLOW_BATCH_GPU if cuda else 2 * threads
     n_cv = 2 if args.quick else 2 * threads
     g = grey_frames(src, 200, max(n_port, n_cv) + 1)
     gt = torch.from_numpy(g).to(device)
