@@ -653,7 +653,7 @@ def frames_cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--video_dir", required=True, help="folder of videos (" + " ".join(VIDEO_EXTENSIONS) + ")")
     parser.add_argument("--output_dir", required=True, help="where <video>/{rgb,flow_x,flow_y}/ folders go")
     parser.add_argument(
-        "--flow", choices=FLOW_METHODS, default="tvl1", help="tvl1: port of the authors' CUDA TV-L1 (default); opencv"
+        "--flow", choices=FLOW_METHODS, default="tvl1", help="tvl1 (default): the authors' CUDA TV-L1 ported; opencv"
     )
     parser.add_argument("--device", default="auto", help="where tvl1 runs: auto (CUDA if available), cpu, cuda:1 ...")
     parser.add_argument("--workers", type=int, default=None, help="CPU threads (tvl1) or processes (opencv); all cores")

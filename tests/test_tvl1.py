@@ -238,6 +238,22 @@ def test_batch_equals_pairs_and_backends_agree(real_frames):
     np.testing.assert_array_equal(it_torch, iters)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_equals_cpu():
+    """The torch backend on the GPU against numba on the CPU: the same float32 operations, so the same flow (up to a
+    tie in the float64 stopping sums, which sum in another order)."""
+    prev = np.stack([uint8(texture(48, 64, seed=s)) for s in range(3)])
+    nxt = np.stack([uint8(texture(48, 64, 0.7 * s - 0.5, 0.4, seed=s)) for s in range(3)])
+    cpu, it_cpu = tvl1.tvl1(prev, nxt, warps=3, return_iterations=True)
+    gpu, it_gpu = tvl1.tvl1(
+        torch.from_numpy(prev).cuda(), torch.from_numpy(nxt).cuda(), warps=3, return_iterations=True
+    )
+    assert gpu.is_cuda
+    same, max_diff = agreement(gpu.cpu().flatten(0, 1).numpy(), cpu.flatten(0, 1).numpy())
+    assert same >= 0.999 and max_diff <= 1e-4
+    np.testing.assert_array_equal(it_gpu, it_cpu)
+
+
 def test_inputs():
     a, b = synthetic_pair(20, 24, 0.5, 0.2)
     u8 = tvl1.tvl1(torch.from_numpy(a), torch.from_numpy(b), warps=1)
