@@ -263,6 +263,208 @@ def bench_video(args: argparse.Namespace) -> None:
             print(f"{f'rgb_flow_frames (flow + JPEG), workers={workers}':<44}{n:>7}{dt:>9.2f}{n / dt:>10.3f}")
 
 
+@section("flow")
+def bench_flow(args: argparse.Namespace) -> None:
+    """TV-L1: tvl1.py (the port of OpenCV's CUDA class, on --device) against OpenCV's CPU DualTVL1 (the baseline a user
+    would otherwise run, SPEC parameters, the same number of threads) on real 341×256 frames, interleaved:
+    1. frame pairs/s; 2. per shared video, on its first frames: quantised-flow agreement (SPEC §12.4), end-point
+    difference, inner iterations per warp, and the cosine of I3D flow features from either flow (a PROXY network: the
+    real I3D RGB weights with Conv3d_1a averaged over its 3 input channels and copied to 2 — TSN's cross-modality
+    initialisation; no I3D flow weights exist here); 3. extract.py end to end (RGB + flow features), frames capped."""
+    import itertools
+    import statistics
+
+    import cv2
+    import numpy as np
+
+    import tvl1
+    import video
+    from extract import SnippetRunner, extract_video
+    from i3d import InceptionI3d, load_i3d
+
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    threads = tvl1.available_cores()
+    cv2.setNumThreads(threads)
+    videos = sorted((SHARED_DATA / "videos").glob("*.*"))
+    if not videos:
+        print(f"skipped: no videos in {SHARED_DATA / 'videos'}")
+        return
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    def grey_frames(path: Path, start: int, count: int) -> np.ndarray:
+        frames = itertools.islice(video.iter_frames(path), start, start + count)
+        return np.stack([video.to_gray(f) for f in frames])
+
+    # 1. pairs/s at 341×256, interleaved rounds (medians): the load of a shared machine hits both alike
+    src = SHARED_DATA / "videos" / "v_GGSY1Qvo990.mp4"
+    n_port = video.FLOW_BATCH_GPU if cuda else 2 * threads
+    n_cv = 2 if args.quick else 2 * threads
+    g = grey_frames(src, 200, max(n_port, n_cv) + 1)
+    gt = torch.from_numpy(g).to(device)
+    tvl1.tvl1(gt[:1], gt[1:2], threads=threads)  # numba cache load / CUDA init
+    port, cv = [], []
+    for _ in range(1 if args.quick else 3):
+        sync()
+        t0 = time.perf_counter()
+        tvl1.tvl1(gt[:n_port], gt[1 : n_port + 1], threads=threads)
+        sync()
+        port.append(n_port / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        for a, b in zip(g[:n_cv], g[1 : n_cv + 1], strict=True):
+            video.tvl1_flow(a, b)
+        cv.append(n_cv / (time.perf_counter() - t0))
+    p, c = statistics.median(port), statistics.median(cv)
+    where = f"{device}" if cuda else f"CPU, {threads} threads"
+    print(f"{'TV-L1 at 341x256, SPEC parameters':<52}{'pairs':>6}{'pairs/s':>9}")
+    print(f"{f'tvl1.py ({where}, batch {n_port})':<52}{n_port:>6}{p:>9.2f}")
+    print(f"{f'OpenCV CPU DualTVL1 ({threads} OpenCV threads)':<52}{n_cv:>6}{c:>9.2f}")
+    rounds = ", ".join(f"{a / b:.2f}" for a, b in zip(port, cv, strict=True))
+    print(f"ratio tvl1.py / OpenCV: {p / c:.2f}x (per round: {rounds})")
+
+    # 2. agreement, iterations, I3D proxy-flow features, per shared video
+    rgb_path = SHARED_DATA / "i3d" / "rgb_scratch_kinetics400.pt"
+    net = None
+    if rgb_path.is_file():  # TSN cross-modality initialisation of a flow I3D from the RGB one (a proxy, see above)
+        sd = dict(load_i3d(rgb_path, 3).state_dict())
+        w = sd["Conv3d_1a_7x7.conv3d.weight"]
+        sd["Conv3d_1a_7x7.conv3d.weight"] = w.mean(1, keepdim=True).repeat(1, 2, 1, 1, 1)
+        net = InceptionI3d(2, num_classes=sd["logits.conv3d.weight"].shape[0])
+        net.load_state_dict(sd)
+        net = net.eval().to(device)
+    n_frames = 17 if args.quick else 65  # OpenCV's CPU class takes ~1-2 s per pair here
+    print(f"\nfirst {n_frames} frames of each video ({n_frames - 1} pairs), quantised flow (SPEC §12.4):")
+    head = f"{'video':<28}{'identical':>10}{'within 1':>10}{'EPE px':>8}{'iters/warp':>11}{'(full res)':>11}"
+    print(head + f"{'cos I3D proxy':>15}")
+    hist = np.zeros(5, np.int64)  # iterations per warp: 2, 3-10, 11-50, 51-299, 300
+    for path in videos:
+        g = grey_frames(path, 0, n_frames)
+        flow, iters = tvl1.tvl1(torch.from_numpy(g[:-1]).to(device), torch.from_numpy(g[1:]).to(device),
+                                threads=threads, return_iterations=True)  # fmt: skip
+        port_f = flow.permute(0, 2, 3, 1).cpu().numpy()
+        cv_f = np.stack([video.tvl1_flow(a, b) for a, b in zip(g[:-1], g[1:], strict=True)])
+        qp, qc = video.quantize_flow(port_f), video.quantize_flow(cv_f)
+        diff = np.abs(qp.astype(np.int16) - qc)
+        epe = float(np.linalg.norm(port_f - cv_f, axis=-1).mean())
+        used = iters[iters > 0]
+        hist += np.histogram(used, bins=[2, 3, 11, 51, 300, 301])[0]
+        cosine = ""
+        if net is not None and len(g) > 16:
+            feats = []
+            for q in (qp, qc):
+                runner = SnippetRunner(net, device, batch_size=4)
+                for f in q:  # the authors' JPEG round trip of each component
+                    runner.add(np.stack([video.jpeg_roundtrip(f[..., 0]), video.jpeg_roundtrip(f[..., 1])], -1))
+                feats.append(torch.from_numpy(runner.finish()))
+            cos = torch.nn.functional.cosine_similarity(*feats, dim=1)
+            cosine = f"{float(cos.mean()):.4f} (min {float(cos.min()):.4f})"
+        print(
+            f"{path.name:<28}{100 * (diff == 0).mean():>9.1f}%{100 * (diff <= 1).mean():>9.1f}%{epe:>8.3f}"
+            f"{used.mean():>11.1f}{iters[:, 0].mean():>11.1f}  {cosine}"
+        )
+    bins = dict(zip(["2", "3-10", "11-50", "51-299", "300"], hist.tolist(), strict=True))
+    print(f"inner iterations per warp, all videos and levels (count of warps): {bins}")
+
+    # 3. extract.py end to end: RGB + flow features (real RGB weights; the proxy flow net), frames capped on CPU
+    if net is None:
+        print("end to end skipped: no I3D RGB weights")
+        return
+    nets = (load_i3d(rgb_path, 3).to(device), net)
+    cap = None if cuda else (33 if args.quick else 65)
+    real_iter = video.iter_frames
+    if cap:
+        video.iter_frames = lambda *a, **k: itertools.islice(real_iter(*a, **k), cap)
+    try:
+        print(f"\nextract.py end to end on {src.name} ({'all' if cap is None else f'first {cap}'} frames, {device}):")
+        for method in ("tvl1", "opencv"):
+            if method == "opencv" and cuda and not args.quick:
+                video.iter_frames = lambda *a, **k: itertools.islice(real_iter(*a, **k), 65)  # OpenCV: 65 frames
+            t0 = time.perf_counter()
+            rgb, _ = extract_video(src, *nets, device, flow=method)
+            n = len(rgb) * 16 if cap is None and method == "tvl1" else (cap or 65) - 1
+            dt = time.perf_counter() - t0
+            print(f"  --flow {method:<7} {len(rgb)} snippets, {n} frames in {dt:.1f} s: {n / dt:.2f} frames/s")
+    finally:
+        video.iter_frames = real_iter
+
+
+@section("flow_video")
+def bench_flow_video(args: argparse.Namespace) -> None:
+    """The 18 s clip (v_GGSY1Qvo990.mp4, 452 frames) through `main.py --video` (localize.run) with tvl1.py on
+    --device, and its stages timed one by one: decode + resize, TV-L1, quantise + JPEG, I3D RGB, I3D flow (real RGB
+    weights; a random flow I3D, same cost), ACRNet + post-processing + outputs (random ACRNet, THUMOS14 classes)."""
+    import tempfile
+
+    import numpy as np
+
+    import localize
+    import main as acr
+    import tvl1
+    import video
+    from extract import SnippetRunner
+    from i3d import InceptionI3d, load_i3d
+    from model import ACRNet
+
+    src = SHARED_DATA / "videos" / "v_GGSY1Qvo990.mp4"
+    rgb_path = SHARED_DATA / "i3d" / "rgb_scratch_kinetics400.pt"
+    if not (src.is_file() and rgb_path.is_file()):
+        print(f"skipped: {src} or {rgb_path} is absent")
+        return
+    device = torch.device(args.device)
+    cap = 65 if args.quick else None
+
+    def clock(name: str, frames: int, fn):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        print(f"  {name:<44}{frames:>7}{dt:>9.1f}{frames / dt:>10.1f}", flush=True)
+        return out
+
+    print(f"{'stage':<46}{'frames':>7}{'s':>9}{'frames/s':>10}")
+    frames = clock("decode 25 fps + resize", 452, lambda: list(video.iter_frames(src)))[:cap]
+    grey = torch.from_numpy(np.stack([video.to_gray(f) for f in frames])).to(device)
+    batch = video.FLOW_BATCH_GPU if device.type == "cuda" else 4 * tvl1.available_cores()
+
+    def flow_all() -> torch.Tensor:  # pairs k → k+1 in batches, as video.py feeds them
+        n = len(grey) - 1
+        ends = [(k, min(k + batch, n)) for k in range(0, n, batch)]
+        return torch.cat([tvl1.tvl1(grey[k:e], grey[k + 1 : e + 1]) for k, e in ends])
+
+    flow = clock(f"TV-L1 tvl1.py (batches of {batch})", len(frames) - 1, flow_all)
+    q = clock("quantise", len(frames) - 1, lambda: video.quantize_flow(flow.permute(0, 2, 3, 1)).cpu().numpy())
+    rgb_j = clock("JPEG round trip (RGB)", len(frames) - 1, lambda: [video.jpeg_roundtrip(f) for f in frames[:-1]])
+
+    def flow_jpeg() -> list[np.ndarray]:
+        return [np.stack([video.jpeg_roundtrip(f[..., 0]), video.jpeg_roundtrip(f[..., 1])], -1) for f in q]
+
+    flow_j = clock("JPEG round trip (flow x, y)", len(frames) - 1, flow_jpeg)
+    torch.manual_seed(0)
+    for name, net, items in (("I3D RGB", load_i3d(rgb_path, 3), rgb_j), ("I3D flow", InceptionI3d(2).eval(), flow_j)):
+        runner = SnippetRunner(net.to(device), device, batch_size=4 if device.type == "cpu" else 8)
+        clock(name, len(items), lambda runner=runner, items=items: ([runner.add(f) for f in items], runner.finish()))
+    if cap:
+        print("  (--quick: stages on the first 65 frames; the whole --video run skipped)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt, flow_w = Path(tmp) / "acrnet.pth", Path(tmp) / "flow.pt"
+        torch.save(ACRNet(20).state_dict(), ckpt)
+        torch.save(InceptionI3d(2).state_dict(), flow_w)
+        argv = ["--video", str(src), "--model_file", str(ckpt), "--data_name", "thumos14", "--rgb_weights",
+                str(rgb_path), "--flow_weights", str(flow_w), "--device", str(device), "--save_path",
+                str(Path(tmp) / "out"), "--data_path", str(Path(tmp) / "absent")]  # fmt: skip
+        cfg = acr.make_config(argv)
+        t0 = time.perf_counter()
+        code = localize.run(cfg)
+        print(f"  main.py --video, whole run (exit {code}): {time.perf_counter() - t0:.1f} s for 451 frames")
+
+
 @section("postprocess")
 def bench_postprocess(args: argparse.Namespace) -> None:
     """THUMOS14-scale post-processing (postprocess.detect) + ambiguous filter + mAP (evaluate.detection_map) vs the

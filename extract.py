@@ -1,7 +1,8 @@
 """Videos → I3D features in one command, the way the authors made theirs (SPEC §12).
 
     python extract.py --video_dir VIDEOS --output_dir FEATURES --rgb_weights rgb_imagenet.pt \\
-        --flow_weights flow_imagenet.pt [--device auto] [--workers N] [--batch_size 8] [--shard I/N] [--no_jpeg]
+        --flow_weights flow_imagenet.pt [--device auto] [--flow tvl1|opencv] [--workers N] [--batch_size 8] \\
+        [--shard I/N] [--no_jpeg]
 
 writes `<output_dir>/<video>_rgb.npy` and `<video>_flow.npy`, float32 [n_f // 16, 1024]. Give only one of the
 weights files to extract only that modality. The authors' two-stage interface reads the frame folders that
@@ -136,15 +137,17 @@ def extract_video(
     jpeg: bool = True,
     workers: int | None = None,
     progress: tqdm | None = None,
+    flow: str = "tvl1",
     clock: StageClock | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """One video → (rgb [L, 1024], flow [L, 1024]) float32, L = (N - 1) // 16 for N frames decoded at 25 fps.
 
     Nets come from `i3d.load_i3d(...).to(device)`; pass None for a modality to skip it (RGB alone needs no optical
     flow and is much faster). `jpeg`: round-trip frames through JPEG (quality 95) like the authors' frame folders.
-    `workers`: TV-L1 processes (video.py's default when None). Raises InputError if the video gives no snippet.
+    `flow`: "tvl1" (the port of the authors' CUDA TV-L1, on `device`) or "opencv" (OpenCV's CPU class). `workers`:
+    TV-L1 CPU threads or processes (video.py's default when None). Raises InputError if the video gives no snippet.
     `clock` (utils.StageClock) gets where the time went: "decode" (decoding, resizing), "flow" (TV-L1 and the JPEG
-    round trips, as far as the flow processes did not keep up) and "i3d".
+    round trips, as far as the flow threads/processes did not keep up) and "i3d".
     """
     import video  # here, not at the top: I3D-only users (bench on a GPU box) need no decoder libraries
 
@@ -153,7 +156,8 @@ def extract_video(
     device = torch.device(device)
     clock = clock or StageClock()
     if flow_net is not None:  # decoding is timed inside, so "flow" is the rest of producing a pair
-        pairs = clock.iterate("flow", video.rgb_flow_frames(video_path, jpeg=jpeg, workers=workers, clock=clock))
+        frames = video.rgb_flow_frames(video_path, jpeg=jpeg, workers=workers, flow=flow, device=device, clock=clock)
+        pairs = clock.iterate("flow", frames)
     else:  # RGB alone: the same frames rgb_flow_frames pairs with flow (last one dropped, same JPEG round trip)
         frames = _drop_last(video.iter_frames(video_path))
         pairs = clock.iterate("decode", ((video.jpeg_roundtrip(f) if jpeg else f, None) for f in frames))
@@ -272,6 +276,7 @@ def run_jobs(
     workers: int | None = None,
     skip_existing: bool = True,
     desc: str = "videos",
+    flow: str = "tvl1",
 ) -> list[Result]:
     """Extract every job's missing modalities (`nets`: modality → net), writing `<name>_<modality>.npy` atomically.
 
@@ -298,7 +303,7 @@ def run_jobs(
                 rgb, flow = run_frames(pairs, rgb_net, flow_net, device, batch_size, bar)
             else:
                 bar.total = video.probe_video(job.source).num_frames_25 - 1
-                kwargs = {"batch_size": batch_size, "jpeg": jpeg, "workers": workers, "progress": bar}
+                kwargs = {"batch_size": batch_size, "jpeg": jpeg, "workers": workers, "progress": bar, "flow": flow}
                 rgb, flow = extract_video(job.source, rgb_net, flow_net, device, **kwargs)
             feats = {"rgb": rgb, "flow": flow}
             checked = {m: check_features(feats[m], f"{job.name}_{m}") for m in todo}  # all valid before any write
@@ -347,7 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODALITIES, help="two-stage: which stream to extract")
     p.add_argument("--weights", type=Path, help="two-stage: I3D state-dict for --mode")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (under torchrun: cuda:LOCAL_RANK)")
-    p.add_argument("--workers", type=int, default=None, help="TV-L1 optical-flow processes (default: video.py's)")
+    p.add_argument(
+        "--flow",
+        choices=("tvl1", "opencv"),
+        default="tvl1",
+        help="optical flow: tvl1 = port of the authors' CUDA TV-L1, on --device (default); opencv = OpenCV's CPU class",
+    )
+    p.add_argument("--workers", type=int, default=None, help="TV-L1 CPU threads (tvl1) or processes (opencv)")
     p.add_argument("--batch_size", type=int, default=8, help="16-frame snippets per I3D forward pass")
     p.add_argument("--shard", default=None, help="I/N: extract only shard I (0-based) of N of the sorted videos")
     p.add_argument("--no_jpeg", action="store_true", help="skip the JPEG (quality 95) round trip of the frames")
@@ -413,6 +424,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         workers=workers,
         skip_existing=args.skip_existing,
         desc=f"videos ({label})",
+        flow=args.flow,
     )
     title = f"extraction summary: {len(mine)} of {len(jobs)} videos ({label}), {', '.join(nets)} → {args.output_dir}"
     print(summary(results, title), flush=True)

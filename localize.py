@@ -144,13 +144,14 @@ def feature_paths(save_path: str | os.PathLike, stem: str) -> tuple[Path, Path, 
 
 
 def load_cached_features(
-    save_path: str | os.PathLike, video_path: str | os.PathLike, weights: dict[str, str | None]
+    save_path: str | os.PathLike, video_path: str | os.PathLike, weights: dict[str, str | None], flow: str = "tvl1"
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The cached (rgb [L, 1024], flow [L, 1024]) of `video_path`, or None when absent, stale or invalid.
 
     Valid = both files finished feature files (extract.valid_features: float32 [L ≥ 1, 1024], finite) of the same L,
-    and the sidecar says they were made from this video file (size + head hash) and, for each of `weights` given
-    now, from that same weights file.
+    and the sidecar says they were made from this video file (size + head hash), with the optical flow `flow`
+    (sidecars without the key predate tvl1.py: OpenCV's CPU flow) and, for each of `weights` given now, from that same
+    weights file.
     """
     from extract import valid_features
 
@@ -161,7 +162,7 @@ def load_cached_features(
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or meta.get("video") != _file_id(video_path):
+    if not isinstance(meta, dict) or meta.get("video") != _file_id(video_path) or meta.get("flow", "opencv") != flow:
         return None
     if any(path and meta.get(key) != _file_id(path) for key, path in weights.items()):
         return None
@@ -179,6 +180,7 @@ class FeatureSource:
     def __init__(self, cfg: Any, device: torch.device, extract_fn: Callable[[Path], Any] | None = None) -> None:
         self.cfg, self.device = cfg, device
         self.weights = {k: getattr(cfg, k, None) for k in ("rgb_weights", "flow_weights")}
+        self.flow = getattr(cfg, "flow", "tvl1")  # main.py's --flow: tvl1 or opencv
         self._nets: tuple[torch.nn.Module, torch.nn.Module] | None = None
         self._extract = extract_fn
 
@@ -193,7 +195,7 @@ class FeatureSource:
         off = not getattr(self.cfg, "progress", True)  # --no_progress
         desc = f"{video_path.name}: flow + I3D"
         with tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True, disable=off) as bar:
-            return extract.extract_video(video_path, *nets, self.device, progress=bar, clock=clock)
+            return extract.extract_video(video_path, *nets, self.device, progress=bar, flow=self.flow, clock=clock)
 
     def nets(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         if self._nets is None:
@@ -211,7 +213,7 @@ class FeatureSource:
         self, video_path: str | os.PathLike, clock: StageClock | None = None
     ) -> tuple[np.ndarray, np.ndarray, bool]:
         """→ (rgb [L, 1024], flow [L, 1024], came from the cache). `clock` gets decode / flow / i3d times."""
-        cached = load_cached_features(self.cfg.save_path, video_path, self.weights)
+        cached = load_cached_features(self.cfg.save_path, video_path, self.weights, self.flow)
         if cached is not None:
             return *cached, True
         if self._extract is None:
@@ -224,7 +226,7 @@ class FeatureSource:
         rgb_path, flow_path, meta_path = feature_paths(self.cfg.save_path, Path(video_path).stem)
         atomic_np_save(rgb, rgb_path)
         atomic_np_save(flow, flow_path)
-        meta = {"video": _file_id(video_path), **{k: _file_id(v) for k, v in self.weights.items()}}
+        meta = {"video": _file_id(video_path), "flow": self.flow, **{k: _file_id(v) for k, v in self.weights.items()}}
         atomic_json_dump(meta, meta_path, indent=1)  # written last: it is what makes the pair a valid cache entry
         return rgb, flow, False
 

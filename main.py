@@ -107,6 +107,7 @@ class Config:
     video: str | None = None
     rgb_weights: str | None = None
     flow_weights: str | None = None
+    flow: str = "tvl1"  # --video's optical flow: tvl1.py (the authors' CUDA TV-L1) or "opencv" (OpenCV's CPU class)
     progress: bool = True
     tf32: bool = False
     skip_bad: bool = False
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", default=S, help="localize actions in this video file (localize.py)")
     p.add_argument("--rgb_weights", default=S, help="I3D RGB weights for --video")
     p.add_argument("--flow_weights", default=S, help="I3D flow weights for --video")
+    p.add_argument("--flow", default=S, choices=["tvl1", "opencv"], help="--video's optical flow (default: tvl1)")
     p.add_argument("--no_progress", dest="progress", action="store_false", default=S, help="no progress bars")
     p.add_argument("--skip_bad", action="store_true", default=S, help="skip and count bad feature files, not fail")
     p.add_argument("--tf32", action="store_true", default=S, help="CUDA: TF32 matmuls too (cuDNN convs already are)")

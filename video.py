@@ -1,8 +1,10 @@
 """Frames for feature extraction (SPEC §12.1–4): 25 fps decoding, resizing, TV-L1 optical flow, quantisation, JPEG.
 
 The authors' recipe (`ffmpeg -r 25`, OpenCV built with CUDA, a denseFlow_GPU binary) made `pip install`-able:
-PyAV (its wheels bundle FFmpeg) decodes, OpenCV contrib's CPU TV-L1 computes the flow. See docs/video.md for the
-exact rules and every known difference from the authors' tools.
+PyAV (its wheels bundle FFmpeg) decodes, and the flow is `tvl1.py`, this project's exact port of the OpenCV CUDA
+TV-L1 the authors ran (numba on CPU, torch on a GPU): `flow="tvl1"`, the default. `flow="opencv"` uses OpenCV
+contrib's CPU DualTVL1 instead (a different algorithm in the details; docs/video.md measures the difference). See
+docs/video.md for the exact rules and every known difference from the authors' tools.
 
 One-command path: `rgb_flow_frames(video)` → (rgb [H, W, 3], flow [H, W, 2]) pairs, uint8, in order.
 Two-stage path (the authors'): `write_frame_folders(video, out)` then `read_frame_folders(out / video_name)`;
@@ -28,11 +30,14 @@ import av
 import cv2
 import numpy as np
 
-from utils import InputError, StageClock, parse_shard, run_cli
+from utils import InputError, StageClock, parse_shard, resolve_device, run_cli
 
 FLOW_BOUND = 20.0  # SPEC §12.4: flow saturates at ±20 px; quantisation scale 128/20 = 6.4
 JPEG_QUALITY = 95  # cv2.imwrite's default, as the authors wrote their frames
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp")
+
+FLOW_METHODS = ("tvl1", "opencv")  # tvl1.py's port of OpenCV's CUDA TV-L1 (default); OpenCV's CPU DualTVL1
+FLOW_BATCH_GPU = 128  # frame pairs per TV-L1 call on a GPU (≈ 25 MB each at 341×256, estimated; not measured)
 
 # SPEC §12.3: the CUDA TV-L1 parameters the authors used, mapped onto OpenCV's CPU DualTVL1OpticalFlow.
 TVL1_PARAMS = dict(
@@ -330,7 +335,7 @@ _TVL1 = None
 
 
 def tvl1_flow(prev_gray: np.ndarray, next_gray: np.ndarray) -> np.ndarray:
-    """TV-L1 optical flow prev → next (SPEC §12.3 parameters, OpenCV CPU) → float32 [H, W, 2] (x, y) in pixels.
+    """OpenCV's CPU TV-L1 prev → next (SPEC §12.3 parameters; `flow="opencv"`) → float32 [H, W, 2] (x, y) in pixels.
 
     prev_gray, next_gray: uint8 [H, W]. Flow (u, v) at pixel p means prev(p) ≈ next(p + (u, v)).
     """
@@ -340,14 +345,16 @@ def tvl1_flow(prev_gray: np.ndarray, next_gray: np.ndarray) -> np.ndarray:
     return _TVL1.calc(prev_gray, next_gray, None)
 
 
-def quantize_flow(flow: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
-    """float [H, W, 2] → uint8 [H, W, 2] = clip(round_half_even(128/bound·flow + 128), 0, 255) (SPEC §12.4).
+def quantize_flow(flow, bound: float = FLOW_BOUND):
+    """float [..., 2] → uint8, clip(round_half_even(128/bound·flow + 128), 0, 255) in float64 (SPEC §12.4).
 
-    Scale 128/bound = 6.4 for bound 20, as SPEC §12.4 writes it (not 255/40 = 6.375). Zero flow → 128;
-    |flow| ≥ 20 saturates at 0 / 255.
+    numpy arrays or torch tensors (any device; the result stays there). Scale 128/bound = 6.4 for bound 20, as SPEC
+    §12.4 writes it (not 255/40 = 6.375). Zero flow → 128; |flow| ≥ 20 saturates at 0 / 255.
     """
     scale = 128.0 / bound  # 6.4 for the authors' bound 20
-    return np.clip(np.rint(flow.astype(np.float64) * scale + 128.0), 0, 255).astype(np.uint8)
+    if isinstance(flow, np.ndarray):
+        return np.clip(np.rint(flow.astype(np.float64) * scale + 128.0), 0, 255).astype(np.uint8)
+    return (flow.double() * scale + 128.0).round_().clamp_(0, 255).byte()  # torch.round: half to even, as np.rint
 
 
 def _encode_jpeg(img: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
@@ -422,13 +429,89 @@ def _shutdown_pools() -> None:
 
 
 def _pairs(
-    path, fps: float, short_side: int, jpeg: bool, workers: int | None, clock: StageClock | None = None
+    path,
+    fps: float,
+    short_side: int,
+    jpeg: bool,
+    workers: int | None,
+    flow: str = "tvl1",
+    device=None,
+    clock: StageClock | None = None,
 ) -> Iterator[tuple]:
     """(rgb item, flow item) for k = 1..N-1: RGB of frame k-1 and the quantised flow k-1 → k.
 
-    With jpeg=True the items are JPEG bytes (rgb, (flow_x, flow_y)); otherwise uint8 arrays. Flow chunks of `_CHUNK`
-    consecutive pairs run on `workers` processes (default: all cores), at most 2 chunks per worker in flight.
+    With jpeg=True the items are JPEG bytes (rgb, (flow_x, flow_y)); otherwise uint8 arrays. flow: "tvl1" (tvl1.py on
+    `device`, `workers` CPU threads) or "opencv" (OpenCV's CPU class on `workers` processes).
     """
+    if flow == "tvl1":
+        return _tvl1_pairs(path, fps, short_side, jpeg, workers, device, clock)
+    if flow == "opencv":
+        return _opencv_pairs(path, fps, short_side, jpeg, workers, clock)
+    raise ValueError(f"flow {flow!r}: expected one of {', '.join(FLOW_METHODS)}")
+
+
+def _tvl1_batch(grays: list[np.ndarray], device, threads: int, jpeg: bool) -> list:
+    """tvl1.py between consecutive grey frames [G] on `device` → G-1 items: (x JPEG, y JPEG) bytes or uint8 [H, W, 2].
+
+    Quantised on the device; one transfer back per batch (no per-frame sync).
+    """
+    import torch
+
+    import tvl1
+
+    g = torch.from_numpy(np.stack(grays))
+    if device.type == "cuda":
+        g = g.pin_memory().to(device, non_blocking=True)
+    q = quantize_flow(tvl1.tvl1(g[:-1], g[1:], threads=threads).permute(0, 2, 3, 1)).cpu().numpy()  # [B, H, W, 2]
+    return [(_encode_jpeg(f[..., 0]), _encode_jpeg(f[..., 1])) if jpeg else f for f in q]
+
+
+def _tvl1_pairs(
+    path, fps: float, short_side: int, jpeg: bool, workers: int | None, device, clock: StageClock | None
+) -> Iterator[tuple]:
+    """`_pairs` with tvl1.py: batches of consecutive pairs (FLOW_BATCH_GPU on a GPU, 4 per thread on CPU) go to one
+    flow thread while this one decodes the next batch; at most one batch waits behind the running one."""
+    import torch
+
+    import tvl1
+
+    device = torch.device(device or "cpu")
+    threads = workers or tvl1.available_cores()
+    batch = FLOW_BATCH_GPU if device.type != "cpu" else 4 * threads
+    flow_thread = cf.ThreadPoolExecutor(1, thread_name_prefix="tvl1")
+    pending: deque[tuple[list, cf.Future]] = deque()  # (rgb items, future flow items) in order
+    rgbs: list = []
+    grays: list[np.ndarray] = []
+    prev = None
+
+    def drain(limit: int) -> Iterator[tuple]:
+        while len(pending) > limit:
+            items, job = pending.popleft()
+            yield from zip(items, job.result(), strict=True)
+
+    try:
+        frames = iter_frames(path, fps, short_side)
+        for img in clock.iterate("decode", frames) if clock else frames:
+            if grays:  # the previous frame's RGB is paired with the flow that starts at it
+                rgbs.append(_encode_jpeg(prev) if jpeg else prev)
+            grays.append(to_gray(img))
+            prev = img
+            if len(grays) == batch + 1:
+                pending.append((rgbs, flow_thread.submit(_tvl1_batch, grays, device, threads, jpeg)))
+                rgbs, grays = [], [grays[-1]]
+                yield from drain(1)
+        if len(grays) > 1:
+            pending.append((rgbs, flow_thread.submit(_tvl1_batch, grays, device, threads, jpeg)))
+        yield from drain(0)
+    finally:
+        flow_thread.shutdown(wait=False, cancel_futures=True)
+
+
+def _opencv_pairs(
+    path, fps: float, short_side: int, jpeg: bool, workers: int | None, clock: StageClock | None
+) -> Iterator[tuple]:
+    """`_pairs` with OpenCV's CPU TV-L1: flow chunks of `_CHUNK` consecutive pairs run on `workers` processes
+    (default: all cores), at most 2 chunks per worker in flight."""
     workers = workers or os.cpu_count() or 1
     pool = _pool(workers) if workers > 1 else None
     pending: deque[tuple[list, cf.Future | list]] = deque()  # (rgb items, flows or their future) in order
@@ -473,20 +556,24 @@ def rgb_flow_frames(
     short_side: int = 256,
     jpeg: bool = True,
     workers: int | None = None,
+    flow: str = "tvl1",
+    device=None,
     clock: StageClock | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(rgb uint8 [H, W, 3] of frame k-1, quantised flow uint8 [H, W, 2] of k-1 → k) for k = 1..N-1 (SPEC §12.1–4).
 
     N decoded frames give N-1 pairs: the last frame's RGB is dropped. jpeg=True applies the authors' JPEG round trip
     (quality 95) to the RGB frame and to each flow component as its own greyscale image, so the arrays equal what
-    `read_frame_folders` reads back from `write_frame_folders`. Flow runs on `workers` processes (default: all cores;
-    1 = in this process); the result does not depend on `workers`. `clock` (utils.StageClock) gets the decoding time.
+    `read_frame_folders` reads back from `write_frame_folders`. flow="tvl1" (default): tvl1.py on `device` (default
+    CPU) with `workers` CPU threads; flow="opencv": OpenCV's CPU class on `workers` processes (1 = in this process).
+    Default workers: all cores. The result does not depend on `workers`. `clock` (utils.StageClock) gets the decoding
+    time.
     """
-    for rgb, flow in _pairs(path, fps, short_side, jpeg, workers, clock):
+    for rgb, flow_item in _pairs(path, fps, short_side, jpeg, workers, flow, device, clock):
         if jpeg:
             rgb = _decode_jpeg(rgb, gray=False)
-            flow = np.stack([_decode_jpeg(flow[0], gray=True), _decode_jpeg(flow[1], gray=True)], axis=-1)
-        yield rgb, flow
+            flow_item = np.stack([_decode_jpeg(flow_item[0], gray=True), _decode_jpeg(flow_item[1], gray=True)], -1)
+        yield rgb, flow_item
 
 
 # --- the authors' two stages: frame folders ---------------------------------------------------------------------------
@@ -504,13 +591,15 @@ def write_frame_folders(
     short_side: int = 256,
     workers: int | None = None,
     progress: bool = False,
+    flow: str = "tvl1",
+    device=None,
 ) -> Path:
     """Write `<out_dir>/<video stem>/{rgb,flow_x,flow_y}/000001.jpg …` (k = 1..N-1) → the video's folder.
 
     rgb/k.jpg is frame k-1 and flow_{x,y}/k.jpg the flow k-1 → k, JPEG quality 95, the same bytes that
     `rgb_flow_frames(jpeg=True)` decodes. Atomic per video (a hidden temp folder renamed at the end) and resumable:
     a finished folder is skipped, a temp folder left by a crash is removed and redone. InputError for a bad video.
-    progress=True shows a per-frame tqdm bar (TV-L1 takes seconds per frame on a CPU).
+    progress=True shows a per-frame tqdm bar. flow, device, workers: as `rgb_flow_frames`.
     """
     video_path = Path(video_path)
     final = Path(out_dir) / video_path.stem
@@ -523,7 +612,7 @@ def write_frame_folders(
         for d in dirs:
             d.mkdir(parents=True)
         k = 0
-        pairs = _pairs(video_path, fps, short_side, True, workers)
+        pairs = _pairs(video_path, fps, short_side, True, workers, flow, device)
         if progress:
             from tqdm import tqdm
 
@@ -568,7 +657,8 @@ def read_frame_folders(video_dir: str | os.PathLike) -> Iterator[tuple[np.ndarra
 
 
 def frames_cli(argv: list[str] | None = None) -> int:
-    """`python dataset.py --video_dir V --output_dir O [--workers N] [--shard I/N]` → exit code (0 ok, 1 some failed).
+    """`python dataset.py --video_dir V --output_dir O [--flow tvl1|opencv] [--device D] [--workers N] [--shard I/N]`
+    → exit code (0 ok, 1 some failed).
 
     The authors' first stage: every video in V (sorted; shard I/N takes every N-th from I) →
     O/<video>/{rgb,flow_x,flow_y}/*.jpg. Finished videos are skipped, so an interrupted run resumes. A bad video is
@@ -577,7 +667,11 @@ def frames_cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=frames_cli.__doc__.split("\n\n")[1])
     parser.add_argument("--video_dir", required=True, help="folder of videos (" + " ".join(VIDEO_EXTENSIONS) + ")")
     parser.add_argument("--output_dir", required=True, help="where <video>/{rgb,flow_x,flow_y}/ folders go")
-    parser.add_argument("--workers", type=int, default=None, help="flow processes (default: all cores)")
+    parser.add_argument(
+        "--flow", choices=FLOW_METHODS, default="tvl1", help="tvl1 (default): the authors' CUDA TV-L1 ported; opencv"
+    )
+    parser.add_argument("--device", default="auto", help="where tvl1 runs: auto (CUDA if available), cpu, cuda:1 ...")
+    parser.add_argument("--workers", type=int, default=None, help="CPU threads (tvl1) or processes (opencv); all cores")
     parser.add_argument("--shard", default="0/1", help="I/N: process videos I, I+N, I+2N, ... of the sorted list")
     parser.add_argument("--fps", type=float, default=25.0, help="constant frame rate (SPEC: 25)")
     parser.add_argument("--short_side", type=int, default=256, help="shorter side after resizing (SPEC: 256)")
@@ -595,6 +689,7 @@ def _write_all_frame_folders(args: argparse.Namespace) -> int:
         raise InputError(f"--video_dir {video_dir}: folder not found")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers {args.workers}: must be >= 1")
+    device = resolve_device(args.device)
     videos = sorted(
         p for p in video_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and p.name[0] != "."
     )
@@ -608,8 +703,9 @@ def _write_all_frame_folders(args: argparse.Namespace) -> int:
             continue
         try:
             folder = write_frame_folders(
-                v, out_dir, fps=args.fps, short_side=args.short_side, workers=args.workers, progress=True
-            )
+                v, out_dir, fps=args.fps, short_side=args.short_side, workers=args.workers, progress=True,
+                flow=args.flow, device=device,
+            )  # fmt: skip
             done.append(v)
             n_frames += sum(1 for _ in (folder / "flow_x").iterdir())
         except InputError as e:

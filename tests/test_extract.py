@@ -50,16 +50,22 @@ def weights(tmp_path_factory):
 
 @pytest.fixture
 def fake_tvl1(monkeypatch):
-    """A cheap deterministic stand-in for TV-L1 (~1 s per field on this CPU); in-process, so use --workers 1.
+    """A cheap deterministic stand-in for both optical flows (tvl1.py and OpenCV's; in-process, so use --workers 1).
 
     These tests check the plumbing (pairing, quantisation, JPEG, folders, batching), not TV-L1 itself.
     """
+    import tvl1
 
-    def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # OpenCV's: [H, W] → [H, W, 2]
         d = b.astype(np.float32) - a.astype(np.float32)
         return np.stack([d / 8, -d / 16], axis=-1)
 
+    def port(prev: torch.Tensor, nxt: torch.Tensor, **kwargs) -> torch.Tensor:  # tvl1.py's: [B, H, W] → [B, 2, H, W]
+        d = nxt.float() - prev.float()
+        return torch.stack([d / 8, -d / 16], 1)
+
     monkeypatch.setattr(video, "tvl1_flow", flow)
+    monkeypatch.setattr(tvl1, "tvl1", port)
 
 
 def table(text: str) -> dict[str, tuple[int, ...]]:
@@ -136,12 +142,15 @@ def test_one_command_and_two_stage_give_identical_features(tmp_path, weights, fa
         argv = ["--mode", mode, "--input_dir", str(tmp_path / "frames"), "--output_dir", str(tmp_path / "two")]
         assert main([*argv, "--weights", str(weights[mode])]) == 0
     assert main(["--video_dir", str(vids), "--output_dir", str(tmp_path / "rgb_only"), w[0], w[1]]) == 0
+    opencv = ["--video_dir", str(vids), "--output_dir", str(tmp_path / "opencv"), *w[2:], "--workers", "1"]
+    assert main([*opencv, "--flow", "opencv"]) == 0  # the same stand-in flow through OpenCV's path (flow only)
     one = {m: np.load(tmp_path / "one" / f"clip_{m}.npy") for m in ("rgb", "flow")}
     assert one["rgb"].shape == one["flow"].shape == (1, 1024)
     assert np.isfinite(one["flow"]).all() and not np.array_equal(one["rgb"], one["flow"][:, :1024])
     for m in ("rgb", "flow"):
         np.testing.assert_array_equal(np.load(tmp_path / "two" / f"clip_{m}.npy"), one[m])
     np.testing.assert_array_equal(np.load(tmp_path / "rgb_only" / "clip_rgb.npy"), one["rgb"])
+    np.testing.assert_array_equal(np.load(tmp_path / "opencv" / "clip_flow.npy"), one["flow"])
     assert not (tmp_path / "rgb_only" / "clip_flow.npy").exists()
     # Without the JPEG round trip: the slow reference on the decoded frames (all but the last), other values.
     net = load_i3d(weights["rgb"], 3)

@@ -224,6 +224,16 @@ def test_cache_is_revalidated(clip, thumos_ckpt, tmp_path):
     with open(video, "ab") as f:  # the video file changed under the same name
         f.write(b"\0")
     assert not source(video)[2] and len(calls) == 7
+    # features made with the other optical flow (main.py --flow opencv) are not reused, and back
+    opencv = localize.FeatureSource(copy.copy(cfg), torch.device("cpu"), fake_extractor(calls))
+    opencv.flow = "opencv"
+    assert not opencv(video)[2] and opencv(video)[2] and len(calls) == 8
+    assert not source(video)[2] and len(calls) == 9
+    meta_path = localize.feature_paths(cfg.save_path, video.stem)[2]  # a sidecar from before tvl1.py: OpenCV's flow
+    meta = json.loads(meta_path.read_text())
+    del meta["flow"]
+    meta_path.write_text(json.dumps(meta))
+    assert opencv(video)[2] and not source(video)[2] and len(calls) == 10
 
 
 def test_missing_i3d_weights_is_one_line_error(clip, thumos_ckpt, tmp_path):

@@ -11,7 +11,9 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
+import tvl1
 import video
 from utils import InputError
 
@@ -98,6 +100,9 @@ def test_quantize_flow_rules():
     flow = rng.normal(0, 15, (9, 11, 2)).astype(np.float32)
     ref = [min(max(round(6.4 * float(v) + 128), 0), 255) for v in flow.ravel()]  # Python round: half to even
     assert video.quantize_flow(flow).ravel().tolist() == ref
+    for x in (flow, np.stack([f, -f], axis=-1)[None]):  # torch tensors (tvl1.py's path): the same bytes
+        q_t = video.quantize_flow(torch.from_numpy(x))
+        assert q_t.dtype == torch.uint8 and np.array_equal(q_t.numpy(), video.quantize_flow(x))
 
 
 def test_to_gray_weights():
@@ -191,7 +196,7 @@ def test_real_video_frame_counts(shared_data, monkeypatch, name, src_fps, n_ffmp
     assert abs(n - info.duration_s * 25) <= 2  # -r drops only past 1.1 ticks of lag: ≤ 2 extra frames at the end
     assert all(f.shape[0] == 256 and f.dtype == np.uint8 for f in frames[:3])
     # N frames → N-1 (rgb, flow) pairs → (N-1)//16 snippets; flow replaced by a cheap stand-in (counts only)
-    monkeypatch.setattr(video, "tvl1_flow", lambda a, b: np.zeros((*a.shape, 2), np.float32))
+    monkeypatch.setattr(tvl1, "tvl1", lambda a, b, **kw: torch.zeros((len(a), 2, *a.shape[1:])))
     pairs = list(video.rgb_flow_frames(path, jpeg=False, workers=1))
     assert len(pairs) == n - 1 and len(pairs) // 16 == n_snippets  # the windows data/README.md counts
     assert all(np.array_equal(r, f) for (r, _), f in zip(pairs, frames[:-1], strict=True))
@@ -214,20 +219,25 @@ def test_tvl1_recovers_subpixel_translation(tmp_path):
     path = _make_video(tmp_path / "move.mkv", [pattern(k) for k in range(3)], [0, 40, 80], rate=25)
     frames = list(video.iter_frames(path, short_side=128))
     assert len(frames) == 3
-    flow = video.tvl1_flow(video.to_gray(frames[0]), video.to_gray(frames[1]))
-    assert flow.dtype == np.float32 and flow.shape == (h, w, 2)
-    inner = flow[16:-16, 16:-16].reshape(-1, 2)
-    assert np.abs(np.median(inner, axis=0) - [u, v]).max() < 0.1
-    first = next(video.rgb_flow_frames(path, short_side=128, jpeg=False, workers=1))
-    np.testing.assert_array_equal(first[0], frames[0])
-    np.testing.assert_array_equal(first[1], video.quantize_flow(flow))
+    g0, g1 = video.to_gray(frames[0]), video.to_gray(frames[1])
+    opencv = video.tvl1_flow(g0, g1)  # OpenCV's CPU class ([H, W, 2])
+    port = tvl1.tvl1(g0, g1).permute(1, 2, 0).numpy()  # the default: tvl1.py ([2, H, W])
+    for flow in (opencv, port):
+        assert flow.dtype == np.float32 and flow.shape == (h, w, 2)
+        inner = flow[16:-16, 16:-16].reshape(-1, 2)
+        assert np.abs(np.median(inner, axis=0) - [u, v]).max() < 0.1
+    for method, flow in (("opencv", opencv), ("tvl1", port)):
+        first = next(video.rgb_flow_frames(path, short_side=128, jpeg=False, workers=1, flow=method))
+        np.testing.assert_array_equal(first[0], frames[0])
+        np.testing.assert_array_equal(first[1], video.quantize_flow(flow))
 
 
-def test_flow_workers_match_single_process(tmp_path, monkeypatch):
+@pytest.mark.parametrize("flow", ["tvl1", "opencv"])
+def test_flow_workers_match_single_process(tmp_path, monkeypatch, flow):
     path = _tiny_video(tmp_path / "tiny.mkv", n=7)
-    monkeypatch.setattr(video, "_CHUNK", 2)  # several chunks in flight: tests the ordering
-    one = list(video.rgb_flow_frames(path, short_side=48, workers=1))
-    two = list(video.rgb_flow_frames(path, short_side=48, workers=2))
+    monkeypatch.setattr(video, "_CHUNK", 2)  # opencv: several chunks in flight (tvl1: batches of 4 pairs per thread)
+    one = list(video.rgb_flow_frames(path, short_side=48, workers=1, flow=flow))
+    two = list(video.rgb_flow_frames(path, short_side=48, workers=2, flow=flow))
     assert len(one) == len(two) == 6
     for (r1, f1), (r2, f2) in zip(one, two, strict=True):
         np.testing.assert_array_equal(r1, r2)
