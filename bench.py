@@ -62,6 +62,8 @@ def bench_main(args: argparse.Namespace) -> None:
     main.py uses; and the test pass (SPEC §9–10) per video vs the bare forward passes over the same videos."""
     import tempfile
 
+    import dataset
+    import inference
     import main as acr
     from demo import make_demo
     from model import ACRNet, acrnet_loss
@@ -91,8 +93,8 @@ def bench_main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_demo(tmp, max_test=10 if args.quick else None)
         cfg = acr.make_config(["--demo", "--data_path", str(data), "--device", args.device, "--no_progress"])
-        split = acr.dataset.load_split(data, "thumos14", "test", progress=False)
-        feats = acr.dataset.FeatureDataset(split, cfg.num_seg, mode="test")
+        split = dataset.load_split(data, "thumos14", "test", progress=False)
+        feats = dataset.FeatureDataset(split, cfg.num_seg, mode="test")
         model.eval()
 
         @torch.no_grad()
@@ -102,7 +104,7 @@ def bench_main(args: argparse.Namespace) -> None:
                 out.seg_score.cpu()
 
         base = timeit(forward_only, repeat=3, device=device.type)
-        full = timeit(lambda: acr.test_pass(model, split, cfg, device), repeat=3, device=device.type)
+        full = timeit(lambda: inference.test_pass(model, split, cfg, device), repeat=3, device=device.type)
         v = len(split)
         print(
             f"test pass, {v} demo videos (T' <= {cfg.num_seg}): forward only {1e3 * base / v:.1f} ms/video, "

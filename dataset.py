@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -25,6 +27,7 @@ from utils import InputError, is_finite_number, read_json
 FEATURE_DIM = 1024  # channels per modality (I3D Mixed_5c)
 AMBIGUOUS_LABEL = "Ambiguous"  # THUMOS14's "Ambiguous" segments feed the prediction filter (SPEC §9.4), not a class
 MIN_SNIPPETS = 11  # SPEC §7.2: videos with L <= 10 snippets are skipped
+SHIPPED_AMBIGUOUS = Path(__file__).resolve().parent / "result" / "ambiguous.txt"  # THUMOS14's Ambiguous_test.txt
 
 THUMOS14_CLASSES: list[str] = [
     "BaseballPitch", "BasketballDunk", "Billiards", "CleanAndJerk", "CliffDiving", "CricketBowling", "CricketShot",
@@ -275,8 +278,36 @@ class Split:
     annotation_file: Path | None = None
     ambiguous_file: Path | None = None
 
+    # How each field follows `subset`: every field is listed in exactly one group, else `subset` refuses to run
+    # (a new field added here without a group fails loudly instead of being silently misaligned).
+    PER_VIDEO: ClassVar[tuple[str, ...]] = ("videos", "labels", "num_snippets", "rgb_paths", "flow_paths", "durations")
+    BY_VIDEO: ClassVar[tuple[str, ...]] = ("ground_truth", "ambiguous")  # dicts keyed by video
+    WHOLE: ClassVar[tuple[str, ...]] = ("data_name", "split", "classes", "skipped", "annotation_file", "ambiguous_file")
+
     def __len__(self) -> int:
         return len(self.videos)
+
+    def subset(self, keep: Sequence[int] | np.ndarray) -> Split:
+        """This split restricted to videos `keep` (indices, in the given order): per-video lists and the labels'
+        rows follow, per-video dicts keep the chosen videos' entries, the rest (classes, files, skips) is shared."""
+        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+        if keep.size and not (0 <= keep.min() and keep.max() < len(self.videos)):
+            raise IndexError(f"Split.subset: indices must lie in [0, {len(self.videos)})")
+        videos = [self.videos[i] for i in keep]
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in self.PER_VIDEO:
+                if len(value) != len(self.videos):
+                    raise ValueError(f"Split.{f.name}: {len(value)} entries for {len(self.videos)} videos")
+                values[f.name] = value[keep] if isinstance(value, np.ndarray) else [value[i] for i in keep]
+            elif f.name in self.BY_VIDEO:
+                values[f.name] = {v: value[v] for v in videos if v in value}
+            elif f.name in self.WHOLE:
+                values[f.name] = value
+            else:
+                raise TypeError(f"Split.subset: field {f.name!r} is in none of PER_VIDEO, BY_VIDEO, WHOLE")
+        return type(self)(**values)
 
     def summary(self) -> str:
         """A small readable table: videos kept, classes, snippets, skipped videos by reason."""
@@ -288,7 +319,8 @@ class Split:
             ("snippets (total)", str(sum(self.num_snippets))),
         ]
         if self.split == "test" and self.data_name == "thumos14":
-            rows.append(("ambiguous segments", f"{sum(map(len, self.ambiguous.values()))} from {self.ambiguous_file}"))
+            n = sum(map(len, self.ambiguous.values()))
+            rows.append(("ambiguous segments", f"{n} from {self.ambiguous_file}" if self.ambiguous_file else "OFF"))
         for reason, n in sorted(_skip_counts(self.skipped).items()):
             rows.append((f"skipped: {reason}", str(n)))
         width = max(len(k) for k, _ in rows)
@@ -341,8 +373,7 @@ def _find_ambiguous(annotation_source: Path, root: Path) -> Path | None:
         for p in (d / "Ambiguous_test.txt", d / "annotations_test" / "Ambiguous_test.txt"):
             if p.is_file():
                 return p
-    shipped = Path(__file__).resolve().parent / "result" / "ambiguous.txt"
-    return shipped if shipped.is_file() else None
+    return SHIPPED_AMBIGUOUS if SHIPPED_AMBIGUOUS.is_file() else None
 
 
 def _match_features(videos: list[str], names: set[str]) -> tuple[dict[str, str], list[str]]:
@@ -425,12 +456,15 @@ def load_split(
     skip_bad: bool = False,
     annotation_file: str | os.PathLike | None = None,
     progress: bool = True,
+    ambiguous: bool = True,
 ) -> Split:
     """Load and validate one split (SPEC §7): annotations, subset, drops, feature files, the ≤10-snippet skip.
 
     Every feature file is checked once (missing, unreadable, ndim, width 1024, float dtype, rgb/flow length,
     NaN/Inf): a bad one raises one InputError line naming the file, or with `skip_bad` is skipped and listed in
     `Split.skipped`. `annotation_file` overrides the dataset's default (a .json file or a THUMOS14 txt folder).
+    THUMOS14 test: the Ambiguous segments (SPEC §9.4) are required (InputError if no file is found) unless
+    `ambiguous=False`, which leaves `Split.ambiguous` empty (no filter).
     """
     info = dataset_info(data_name)
     _check_split(split)  # before any file is read
@@ -511,12 +545,17 @@ def load_split(
         skipped=skipped,
         annotation_file=source,
     )
-    if info.name == "thumos14" and split == "test":
+    if info.name == "thumos14" and split == "test" and ambiguous:
         amb_file = _find_ambiguous(source, root)
-        if amb_file is not None:
-            amb = read_ambiguous(amb_file)
-            result.ambiguous = {s: amb[v] for s, v, _ in kept if v in amb}
-            result.ambiguous_file = amb_file
+        if amb_file is None:  # never switch the SPEC §9.4 filter off silently
+            raise InputError(
+                f"{root}: no Ambiguous_test.txt (looked next to {source}, in {root} and for {SHIPPED_AMBIGUOUS}); "
+                "the THUMOS14 protocol filters predictions with it (SPEC §9.4): restore the file, or pass "
+                "--no_ambiguous to evaluate without the filter"
+            )
+        amb = read_ambiguous(amb_file)
+        result.ambiguous = {s: amb[v] for s, v, _ in kept if v in amb}
+        result.ambiguous_file = amb_file
     return result
 
 

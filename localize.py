@@ -28,7 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from utils import InputError, atomic_csv_write, atomic_json_dump, atomic_np_save, load_checkpoint, resolve_device
+from utils import (
+    InputError,
+    atomic_csv_write,
+    atomic_json_dump,
+    atomic_np_save,
+    format_table,
+    load_checkpoint,
+    resolve_device,
+)
 
 TABLE_ROWS = 20  # the terminal shows the best detections; the JSON/CSV hold all of them
 
@@ -263,19 +271,17 @@ def detections_as_records(detections: Sequence[tuple], classes: Sequence[str]) -
 # --- outputs -------------------------------------------------------------------------------------------------------
 
 
-def format_table(records: Sequence[dict[str, Any]], limit: int = TABLE_ROWS) -> str:
+def detections_table(records: Sequence[dict[str, Any]], limit: int = TABLE_ROWS) -> str:
     """The terminal table: class | start (s) | end (s) | confidence, `limit` best rows and a count of the rest."""
     if not records:
-        return "  (no detections)"
-    width = max(5, *(len(r["label"]) for r in records[:limit]))
-    lines = [f"  {'class':<{width}}  {'start':>8}  {'end':>8}  {'confidence':>10}"]
-    lines.append("  " + "-" * (width + 32))
-    for r in records[:limit]:
-        s, e = r["segment"]
-        lines.append(f"  {r['label']:<{width}}  {s:>8.2f}  {e:>8.2f}  {r['score']:>10.4f}")
+        return "(no detections)"
+    rows = [
+        [r["label"], f"{r['segment'][0]:.2f}", f"{r['segment'][1]:.2f}", f"{r['score']:.4f}"] for r in records[:limit]
+    ]
+    table = format_table(["class", "start (s)", "end (s)", "confidence"], rows)
     if len(records) > limit:
-        lines.append(f"  … {len(records) - limit} more (all in the JSON/CSV)")
-    return "\n".join(lines)
+        table += f"\n… {len(records) - limit} more (all in the JSON/CSV)"
+    return table
 
 
 def write_csv(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
@@ -431,7 +437,7 @@ def run(cfg: Any, extract_fn: Callable[..., Any] | None = None) -> int:
             f"\n{video_path.name}: {result['num_snippets']} snippets ({where}, {took:.1f} s), "
             f"{len(result['detections'])} detections → {files}"
         )
-        tqdm.write(format_table(result["detections"]))
+        tqdm.write(detections_table(result["detections"]))
     if folder:
         print(_summary(done, failed))
     return 1 if failed else 0
@@ -439,7 +445,7 @@ def run(cfg: Any, extract_fn: Callable[..., Any] | None = None) -> int:
 
 def _summary(done: Sequence[dict[str, Any]], failed: Sequence[tuple[Path, str]]) -> str:
     """End-of-run table for a folder: one row per video (best detection or the error)."""
-    rows = [("video", "snippets", "detections", "best detection", "time (s)")]
+    rows = []
     for r in done:
         best = r["detections"][0] if r["detections"] else None
         label = (
@@ -447,13 +453,9 @@ def _summary(done: Sequence[dict[str, Any]], failed: Sequence[tuple[Path, str]])
             if best
             else "-"
         )
-        rows.append(
-            (r["video"], str(r["num_snippets"]), str(len(r["detections"])), label, f"{sum(r['seconds'].values()):.1f}")
-        )
+        rows.append((r["video"], r["num_snippets"], len(r["detections"]), label, f"{sum(r['seconds'].values()):.1f}"))
     for path, msg in failed:
         rows.append((path.stem, "-", "-", f"FAILED: {msg}", "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "-" * len(lines[0]))
+    table = format_table(["video", "snippets", "detections", "best detection", "time (s)"], rows, align="lrrlr")
     tail = f"{len(done)} done, {len(failed)} failed"
-    return "\nsummary:\n" + "\n".join(lines) + f"\n{tail}"
+    return f"\nsummary:\n{table}\n{tail}"

@@ -106,15 +106,18 @@ def run_main(argv: list[str]) -> int:
 
 
 def parse_table(text: str) -> list[tuple[str, float, float, float]]:
-    """Rows of localize.format_table's table in `text` → (class, start, end, confidence)."""
+    """Rows of localize.detections_table's Markdown table in `text` → (class, start, end, confidence)."""
+    cells = lambda line: [c.strip() for c in line.strip().strip("|").split("|")]  # noqa: E731
     lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["class", "start"]) + 2
+    start = next(
+        i for i, line in enumerate(lines) if line.startswith("|") and cells(line)[:2] == ["class", "start (s)"]
+    )
     rows = []
-    for line in lines[start:]:
-        parts = line.strip().rsplit(maxsplit=3)
-        if len(parts) != 4 or line.strip().startswith("…"):
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
             break
-        rows.append((parts[0], float(parts[1]), float(parts[2]), float(parts[3])))
+        name, s, e, p = cells(line)
+        rows.append((name, float(s), float(e), float(p)))
     return rows
 
 
@@ -316,11 +319,12 @@ def test_localize_features_matches_manual_pipeline(thumos_net, device, L):
         assert 0 <= g["segment"][0] < g["segment"][1] <= (L * 16 + 2) / 25
 
 
-def test_format_table_limits_rows():
+def test_detections_table_limits_rows():
     recs = [{"label": "Diving", "score": 1.0 - i / 100, "segment": [i, i + 1.5]} for i in range(25)]
-    text = localize.format_table(recs, limit=20)
+    text = localize.detections_table(recs, limit=20)
     assert len(parse_table(text)) == 20 and "5 more" in text
-    assert "no detections" in localize.format_table([])
+    assert parse_table(text)[1] == ("Diving", 1.0, 2.5, 0.99)
+    assert "no detections" in localize.detections_table([])
 
 
 # --- bad videos and folders --------------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ import torch
 
 import dataset
 import main
+import train
 from demo import make_demo
 from model import ACRNet
-from utils import InputError, save_checkpoint
+from utils import InputError, save_checkpoint, set_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -89,23 +90,19 @@ def test_dataset_defaults_and_overrides():
 def test_train_batches_are_a_pure_function_of_step(tiny_data):
     split = dataset.load_split(tiny_data, "thumos14", "train", progress=False)
     feats = dataset.FeatureDataset(split, 16, mode="train")
-    full = main.TrainSteps(feats, 4, seed=5, first=1, last=6)
-    later = main.TrainSteps(feats, 4, seed=5, first=4, last=6)  # a resumed run's loader
+    stream = train.BatchStream(len(split), 4, 6, seed=5)
+    full = train.TrainSteps(feats, stream, first=1, last=6)
+    later = train.TrainSteps(feats, train.BatchStream(len(split), 4, 6, seed=5), first=4, last=6)  # a resumed run
     for k in range(3):
         assert all(torch.equal(a, b) for a, b in zip(full[3 + k], later[k], strict=True))
-    # Over two passes' worth of draws every video appears exactly twice: shuffled passes, each reshuffled.
-    n = len(split)
-    videos = main._stream_position_video(np.arange(2 * n), n, seed=5)
-    assert n >= 4 and np.bincount(videos, minlength=n).tolist() == [2] * n
-    assert not np.array_equal(videos[:n], videos[n:])
-    other = main.TrainSteps(feats, 4, seed=6, first=1, last=1)
+    other = train.TrainSteps(feats, train.BatchStream(len(split), 4, 6, seed=6), first=1, last=1)
     assert not torch.equal(full[0][0], other[0][0])
 
 
 def test_holdout_split_is_seeded_and_disjoint(tiny_data):
     split = dataset.load_split(tiny_data, "thumos14", "train", progress=False)
-    tr, va = main.holdout_split(split, 0.34, seed=1)
-    tr2, va2 = main.holdout_split(split, 0.34, seed=1)
+    tr, va = train.holdout_split(split, 0.34, seed=1)
+    tr2, va2 = train.holdout_split(split, 0.34, seed=1)
     assert va.videos == va2.videos and len(va) == 2 and len(tr) == 4
     assert sorted(tr.videos + va.videos) == sorted(split.videos)
     for part in (tr, va):
@@ -114,17 +111,17 @@ def test_holdout_split_is_seeded_and_disjoint(tiny_data):
         assert part.num_snippets == [split.num_snippets[i] for i in idx]
         assert set(part.ground_truth) == set(part.videos)
     with pytest.raises(InputError, match="--val_fraction"):
-        main.holdout_split(split, 0.99, seed=1)
+        train.holdout_split(split, 0.99, seed=1)
 
 
 def test_rng_state_survives_weights_only_save(tmp_path):
     import random
 
-    main.set_seed(11)
-    state = main._rng_state()
+    set_seed(11)
+    state = train.rng_state()
     torch.save(state, tmp_path / "s.pt")
     want = (random.random(), np.random.rand(), torch.rand(()))
-    main._set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True))
+    train.set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True))
     assert (random.random(), np.random.rand(), torch.rand(())) == want
 
 
@@ -154,7 +151,7 @@ def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device):
     assert gt["database"][test_split.videos[0]]["annotations"] == test_split.ground_truth[test_split.videos[0]]
 
     # Test mode with the best checkpoint reproduces the best row's numbers exactly.
-    best = max(rows, key=lambda r: float(r["mAP@AVG"]))  # first of equal maxima, as training keeps it
+    best = rows[train.best_index([float(r["mAP@AVG"]) for r in rows])]  # the SPEC §8 rule, as training keeps it
     out = tmp_path / "test"
     result = main.run(
         main.make_config(
@@ -176,11 +173,15 @@ def test_video_mode_dispatches_to_localize(monkeypatch, tmp_path):
 
     seen = {}
     monkeypatch.setattr(localize, "run", lambda cfg: seen.setdefault("cfg", cfg) and 0)
-    argv = ["--video", "clip.mp4", "--model_file", "m.pth", "--rgb_weights", "r.pt", "--flow_weights", "f.pt"]
-    assert main.main([*argv, "--save_path", str(tmp_path)]) == 0
+    ckpt = tmp_path / "m.pth"  # trained with num_seg 48: --video uses the checkpoint's settings too
+    meta = {"classes": dataset.THUMOS14_CLASSES, "data_name": "thumos14", "config": {"num_seg": 48, "pool": False}}
+    save_checkpoint(ACRNet(20).state_dict(), ckpt, meta)
+    argv = ["--video", "clip.mp4", "--model_file", str(ckpt), "--rgb_weights", "r.pt", "--flow_weights", "f.pt"]
+    assert main.main([*argv, "--save_path", str(tmp_path / "out")]) == 0
     cfg = seen["cfg"]
-    assert (cfg.video, cfg.model_file, cfg.rgb_weights, cfg.flow_weights) == ("clip.mp4", "m.pth", "r.pt", "f.pt")
-    assert list(tmp_path.iterdir()) == []
+    assert (cfg.video, cfg.model_file, cfg.rgb_weights, cfg.flow_weights) == ("clip.mp4", str(ckpt), "r.pt", "f.pt")
+    assert cfg.num_seg == 48
+    assert not (tmp_path / "out").exists()
 
 
 def test_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
