@@ -52,7 +52,7 @@ def variance_table(per_protocol: dict[str, Sequence[Scores]], tious: Sequence[fl
     rows = []
     for label, scores in per_protocol.items():
         mean_std, min_max = spread(100 * np.array([[*s.maps, s.avg] for s in scores]))
-        rows += [[f"{label}, {len(scores)} seeds", "mean ± std", *mean_std], ["", "min–max", *min_max]]
+        rows += [[label, "mean ± std", *mean_std], ["", "min–max", *min_max]]
     return format_table(header, rows, title=title, align="ll" + "r" * (len(tious) + 1))
 
 
@@ -85,16 +85,13 @@ def run_seeds(cfg: Any, device: torch.device) -> dict[int, RunSummary]:
     out = Path(cfg.save_path) / f"{cfg.data_name}_seeds.csv"
     header = ["seed", "protocol", "step", "test_acc", *(f"mAP@{t:.2f}" for t in tious), "mAP@AVG"]
     atomic_csv_write(out, header, rows)
-    per_protocol = {
-        PROTOCOLS[p]: [s for r in summaries.values() if (s := getattr(r, p)) is not None] for p in protocols
-    }
-    missing = [seed for seed, r in summaries.items() if any(getattr(r, p) is None for p in protocols)]
-    demo = " — SYNTHETIC demo data" if cfg.demo else ""
-    title = f"\n{cfg.data_name} test mAP (%) over seeds {', '.join(map(str, cfg.seeds))}{demo}"
+    kept = {seed: r for seed, r in summaries.items() if all(getattr(r, p) is not None for p in protocols)}
     print(seed_table(summaries, protocols))
-    if missing:
-        print(f"seeds {missing}: no evaluation rounded above 0.0 mAP@AVG, no checkpoint: left out of the spread")
-    if all(per_protocol.values()):
-        print(variance_table(per_protocol, tious, title))
+    if len(kept) < len(summaries):
+        print(f"seeds {sorted(set(summaries) - set(kept))}: no evaluation above 0.0 mAP@AVG, no checkpoint: left out")
+    if kept:
+        demo = " — SYNTHETIC demo data" if cfg.demo else ""
+        title = f"\n{cfg.data_name} test mAP (%) over {len(kept)} seeds ({', '.join(map(str, kept))}; std: n-1){demo}"
+        print(variance_table({PROTOCOLS[p]: [getattr(r, p) for r in kept.values()] for p in protocols}, tious, title))
     print(f"per-seed rows → {out}")
     return summaries

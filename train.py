@@ -159,7 +159,7 @@ class PreloadedSteps:
         for v in tqdm(range(len(split)), desc="preload features", disable=None):  # one video at a time
             rows = slice(int(self.offsets[v]), int(self.offsets[v + 1]))
             for j, path in enumerate((split.rgb_paths[v], split.flow_paths[v])):
-                part = np.ascontiguousarray(np.load(path, mmap_mode="r"), dtype=np.float32)  # as FeatureDataset
+                part = np.array(np.load(path, mmap_mode="r"), dtype=np.float32)  # a writable copy, as FeatureDataset
                 self.bank[rows, j * d : (j + 1) * d] = torch.from_numpy(part)
         self.labels = torch.from_numpy(split.labels).to(device)
 

@@ -73,3 +73,21 @@ def test_run_cli_exit_codes(capsys):
     assert capsys.readouterr().err.strip() == "interrupted; run it again"
     with pytest.raises(KeyboardInterrupt):
         run_cli(interrupted)
+
+
+def test_format_table_is_an_aligned_markdown_table():
+    from utils import format_table
+
+    text = format_table(["class", "AP"], [["Diving", "75.45"], ["LongJump", "3.1"]], title="t")
+    assert text.splitlines() == [
+        "t",
+        "| class    |    AP |",
+        "|----------|------:|",
+        "| Diving   | 75.45 |",
+        "| LongJump |   3.1 |",
+    ]
+    assert format_table(["a", "b"], [], align="rl").splitlines()[1] == "|----:|-----|"  # min width 3
+    with pytest.raises(ValueError, match="2 columns"):
+        format_table(["a", "b"], [["only one"]])
+    with pytest.raises(ValueError, match="2 columns"):
+        format_table(["a", "b"], [], align="lx")
