@@ -182,6 +182,8 @@ def training_batches(
     cfg: Any, split: dataset.Split, first: int, last: int, device: torch.device
 ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
     """The batches of steps first..last (1-based) of the run's stream, from the files or (--preload) from memory."""
+    if first > last:  # a finished run resumed (e.g. --seeds --resume): nothing to read
+        return []
     features = dataset.FeatureDataset(split, cfg.num_seg, mode="train")
     stream = BatchStream(len(split), cfg.batch_size, cfg.num_iter, cfg.seed)
     if cfg.preload:
@@ -336,6 +338,7 @@ class RunSummary:
     steps: int  # steps done (fewer than num_iter after a --stop_at pause)
     selected: Scores | None  # on the selection split; None when no evaluation rounds above 0.0
     best_on_test: Scores | None  # the authors' protocol: the rule applied to the test mAP of every evaluation
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time: load (data, --preload), train, evaluate
     held_out: Scores | None = None  # --val_fraction: the test scores of the checkpoint selected on validation
 
 
@@ -368,6 +371,7 @@ def checkpoint_meta(cfg: Any, classes: Sequence[str], step: int) -> dict[str, An
 
 def train(cfg: Any, device: torch.device) -> RunSummary:
     """SPEC §8 training with periodic evaluation, the best checkpoint, the resume file; the final report."""
+    load_start = time.perf_counter()
     data = load_data(cfg)
     select_name = "val" if data.honest else "test"
     classes = list(data.train.classes)
@@ -391,18 +395,20 @@ def train(cfg: Any, device: torch.device) -> RunSummary:
         header += ["test_acc"] + [f"test_mAP@{t:.2f}" for t in tious] + ["test_mAP@AVG"]
 
     stop = min(cfg.num_iter, cfg.stop_at) if cfg.stop_at is not None else cfg.num_iter
-    batches = training_batches(cfg, data.train, state.step + 1, stop, device)
+    batches = training_batches(cfg, data.train, state.step + 1, stop, device)  # --preload reads the features here
     eval_seconds, start = 0.0, time.perf_counter()
+    load_seconds = start - load_start
     bar = tqdm(total=cfg.num_iter, initial=state.step, desc="train", unit="step", disable=not cfg.progress)
     for x, y in batches:
         train_step(state, x.to(device, non_blocking=True), y.to(device, non_blocking=True), cfg.lamda)
         bar.update(1)
         if state.step % cfg.eval_iter == 0 or state.step == cfg.num_iter:
+            mean_loss = state.take_mean_loss()  # waits for the device: the steps' time is not counted as evaluation
             t0 = time.perf_counter()
             kept = _scores(state.rows, n_tiou, 0)
             best = rounded_map(kept.avg) if kept else 0.0
             result = test_pass(model, data.select, cfg, device)
-            row = [state.step, state.take_mean_loss(), result.accuracy, *result.maps.tolist(), result.avg]
+            row = [state.step, mean_loss, result.accuracy, *result.maps.tolist(), result.avg]
             if data.honest:
                 tested = test_pass(model, data.test, cfg, device)
                 row += [tested.accuracy, *tested.maps.tolist(), tested.avg]
@@ -426,10 +432,11 @@ def train(cfg: Any, device: torch.device) -> RunSummary:
         state.save(last_path, cfg, fingerprint)
     total = time.perf_counter() - start
     print(f"{total:.0f} s: training {total - eval_seconds:.0f} s, evaluation and saving {eval_seconds:.0f} s")
+    seconds = {"load": load_seconds, "train": total - eval_seconds, "evaluate": eval_seconds}
     if state.step < cfg.num_iter:
         print(f"stopped at step {state.step} of {cfg.num_iter}; continue with --resume")
     selected = _scores(state.rows, n_tiou, 0)
-    summary = RunSummary(state.step, selected, _scores(state.rows, n_tiou, 1) if data.honest else selected)
+    summary = RunSummary(state.step, selected, _scores(state.rows, n_tiou, 1) if data.honest else selected, seconds)
     demo = " — SYNTHETIC demo data" if cfg.demo else ""
     if state.rows and selected is None:
         print(f"no {select_name} mAP@AVG rounded above 0.0 % in any evaluation: no checkpoint kept (SPEC §8 rule)")
