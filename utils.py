@@ -1,4 +1,5 @@
-"""Small shared helpers: the one-line input error, atomic writes, seeding, device choice."""
+"""Small shared helpers: the one-line input error, atomic writes, the one text table, flag parsers, seeding, device
+choice and determinism, checkpoints."""
 
 from __future__ import annotations
 
