@@ -62,6 +62,8 @@ def bench_main(args: argparse.Namespace) -> None:
     main.py uses; and the test pass (SPEC §9–10) per video vs the bare forward passes over the same videos."""
     import tempfile
 
+    import dataset
+    import inference
     import main as acr
     from demo import make_demo
     from model import ACRNet, acrnet_loss
@@ -91,8 +93,8 @@ def bench_main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_demo(tmp, max_test=10 if args.quick else None)
         cfg = acr.make_config(["--demo", "--data_path", str(data), "--device", args.device, "--no_progress"])
-        split = acr.dataset.load_split(data, "thumos14", "test", progress=False)
-        feats = acr.dataset.FeatureDataset(split, cfg.num_seg, mode="test")
+        split = dataset.load_split(data, "thumos14", "test", progress=False)
+        feats = dataset.FeatureDataset(split, cfg.num_seg, mode="test")
         model.eval()
 
         @torch.no_grad()
@@ -102,7 +104,7 @@ def bench_main(args: argparse.Namespace) -> None:
                 out.seg_score.cpu()
 
         base = timeit(forward_only, repeat=3, device=device.type)
-        full = timeit(lambda: acr.test_pass(model, split, cfg, device), repeat=3, device=device.type)
+        full = timeit(lambda: inference.test_pass(model, split, cfg, device), repeat=3, device=device.type)
         v = len(split)
         print(
             f"test pass, {v} demo videos (T' <= {cfg.num_seg}): forward only {1e3 * base / v:.1f} ms/video, "
@@ -791,11 +793,105 @@ def bench_wtalc(args: argparse.Namespace) -> None:
             print(f"{name:<45} {sorted(ts)[1]:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ts)})")
 
 
+@section("train")
+def bench_train(args: argparse.Namespace) -> None:
+    """Whole training runs end to end (train.train: data load, 2000 steps, 20 evaluations) on synthetic features of the
+    real datasets' sizes: THUMOS14 (200 training videos of ~1,500 snippets, 210 test videos; batch 32 × 750 snippets)
+    and ActivityNet 1.3 (10,000 training videos of ~150 snippets, 4,900 validation videos; batch 128 × 80, pooled
+    heads). Training features are held on the device (--preload: one float32 [ΣL, 2048] tensor; a step gathers its
+    batch there, no feature crosses host → device); test videos are memory-mapped (page cache) one at a time.
+    --scale F keeps a fraction F of the videos and steps (at least 2 videos, 1 step; still 20 evaluations where the
+    steps allow), to run on a CPU."""
+    import json
+    import tempfile
+
+    import numpy as np
+
+    import main as acr
+    import train
+    from utils import reproducible
+
+    device = torch.device(args.device)
+    rng = np.random.default_rng(0)
+    shapes = [  # name, training / test videos, mean L, class count, (train, test) subset and feature folder names
+        ("thumos14", 200, 210, 1500, 20, ("val", "test"), "thumos14/features/{}", "thumos14/annotations.json"),
+        (
+            "activitynet1.3",
+            10000,
+            4900,
+            150,
+            200,
+            ("training", "validation"),
+            "activitynet/features/{}",
+            "activitynet/annotations_1.3.json",
+        ),
+    ]
+    rows = []
+    for name, n_train, n_test, mean_len, n_cls, subsets, feat_dir, ann_file in shapes:
+        n_train, n_test = (max(2, round(n * args.scale)) for n in (n_train, n_test))
+        steps = max(1, round(2000 * args.scale))
+        eval_iter = max(1, steps // 20)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            bank = rng.random((2 * mean_len + 1, 1024), dtype=np.float32)  # rows shared by all files: fast to write
+            annotations = {}
+            for subset, count in zip(subsets, (n_train, n_test), strict=True):
+                folder = Path(tmp) / feat_dir.format(subset)
+                folder.mkdir(parents=True)
+                for i in range(count):
+                    video = f"video_{subset}_{i:07d}" if name == "thumos14" else f"v_{subset[:3]}{i:07d}"
+                    L = int(rng.integers(mean_len // 2, 3 * mean_len // 2 + 1))
+                    for m in ("rgb", "flow"):
+                        start = int(rng.integers(0, len(bank) - L))
+                        np.save(folder / f"{video}_{m}.npy", bank[start : start + L])
+                    seconds = L * 16 / 25
+                    segments = np.sort(rng.uniform(0, seconds, (int(rng.integers(1, 4)), 2)), axis=1)
+                    labels = [f"class{c:03d}" for c in rng.integers(0, n_cls, len(segments))]
+                    annotations[video] = {
+                        "subset": subset,
+                        "duration": seconds,
+                        "annotations": [
+                            {"label": c, "segment": s.tolist()} for c, s in zip(labels, segments, strict=True)
+                        ],
+                    }
+            # a video of no split holding every class once: the class list (all subsets) has n_cls at any --scale
+            every = [{"label": f"class{c:03d}", "segment": [0.0, 1.0]} for c in range(n_cls)]
+            annotations["all_classes"] = {"subset": "none", "duration": 2.0, "annotations": every}
+            (Path(tmp) / ann_file).write_text(json.dumps(annotations))
+            build = time.perf_counter() - t0
+            argv = ["--data_path", tmp, "--data_name", name, "--save_path", f"{tmp}/out", "--device", args.device]
+            argv += ["--num_iter", str(steps), "--eval_iter", str(eval_iter), "--preload", "--no_progress"]
+            if name == "thumos14":
+                argv.append("--no_ambiguous")  # synthetic test videos: no Ambiguous segments exist for them
+            cfg = acr.make_config(argv)
+            with reproducible(device):
+                t0 = time.perf_counter()
+                summary = train.train(cfg, device)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                total = time.perf_counter() - t0
+            s = summary.seconds
+            evals = -(-steps // eval_iter)
+            rows.append(
+                (name, n_train, n_test, steps, cfg.batch_size, cfg.num_seg, evals, build, s["load"], s["train"],
+                 1e3 * s["train"] / steps, s["evaluate"], s["evaluate"] / evals, total)
+            )  # fmt: skip
+    print(f"\ntrain section, device {args.device}, scale {args.scale}: features preloaded on the device")
+    head = ["dataset", "train videos", "test videos", "steps", "batch", "S", "evals", "build s", "load s", "train s"]
+    head += ["ms/step", "eval s", "s/eval", "run total s"]
+    from utils import format_table
+
+    cells = [[r[0], *map(str, r[1:7]), *(f"{v:.1f}" for v in r[7:])] for r in rows]
+    print(format_table(head, cells))
+    print("run total = load (validate files, preload) + train + evaluate, measured around train.train; build not in it")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sections", nargs="*", help=f"which to run (default: all): {', '.join(SECTIONS)}")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--scale", type=float, default=1.0, help="train: fraction of the videos and steps to run")
     args = parser.parse_args()
     for name in args.sections or list(SECTIONS):
         if name not in SECTIONS:

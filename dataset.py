@@ -9,14 +9,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import pickle
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ from utils import InputError, atomic_text_write, is_finite_number, read_json, wa
 FEATURE_DIM = 1024  # channels per modality (I3D Mixed_5c)
 AMBIGUOUS_LABEL = "Ambiguous"  # THUMOS14's "Ambiguous" segments feed the prediction filter (SPEC §9.4), not a class
 MIN_SNIPPETS = 11  # SPEC §7.2: videos with L <= 10 snippets are skipped
+SHIPPED_AMBIGUOUS = Path(__file__).resolve().parent / "result" / "ambiguous.txt"  # THUMOS14's Ambiguous_test.txt
 
 THUMOS14_CLASSES: list[str] = [
     "BaseballPitch", "BasketballDunk", "Billiards", "CleanAndJerk", "CliffDiving", "CricketBowling", "CricketShot",
@@ -374,8 +377,43 @@ class Split:
     # (rgb_paths / flow_paths then name that file for every video). Keyed by video, so subsets of the Split share it.
     features: dict[str, np.ndarray] | None = None
 
+    # How each field follows `subset`: every field is listed in exactly one group, else `subset` refuses to run
+    # (a new field added here without a group fails loudly instead of being silently misaligned).
+    PER_VIDEO: ClassVar[tuple[str, ...]] = ("videos", "labels", "num_snippets", "rgb_paths", "flow_paths", "durations")
+    BY_VIDEO: ClassVar[tuple[str, ...]] = ("ground_truth", "ambiguous", "features")  # dicts keyed by video (or None)
+    WHOLE: ClassVar[tuple[str, ...]] = ("data_name", "split", "classes", "skipped", "annotation_file", "ambiguous_file")
+
     def __len__(self) -> int:
         return len(self.videos)
+
+    def subset(self, keep: Sequence[int] | np.ndarray) -> Split:
+        """This split restricted to videos `keep` (indices, in the given order): per-video lists and the labels'
+        rows follow, per-video dicts keep the chosen videos' entries, the rest (classes, files, skips) is shared."""
+        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+        if keep.size and not (0 <= keep.min() and keep.max() < len(self.videos)):
+            raise IndexError(f"Split.subset: indices must lie in [0, {len(self.videos)})")
+        videos = [self.videos[i] for i in keep]
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in self.PER_VIDEO:
+                if len(value) != len(self.videos):
+                    raise ValueError(f"Split.{f.name}: {len(value)} entries for {len(self.videos)} videos")
+                values[f.name] = value[keep] if isinstance(value, np.ndarray) else [value[i] for i in keep]
+            elif f.name in self.BY_VIDEO:
+                values[f.name] = None if value is None else {v: value[v] for v in videos if v in value}
+            elif f.name in self.WHOLE:
+                values[f.name] = value
+            else:
+                raise TypeError(f"Split.subset: field {f.name!r} is in none of PER_VIDEO, BY_VIDEO, WHOLE")
+        return type(self)(**values)
+
+    def video_features(self, v: int) -> np.ndarray:
+        """All snippet features of video `v` → float32 [L, 2048] (rgb ‖ flow): from the two .npy files, or the W-TALC
+        row held in memory. (Training and testing read only the sampled rows; this is for whole-split copies.)"""
+        if self.features is not None:
+            return np.array(self.features[self.videos[v]], dtype=np.float32)  # a writable copy
+        return np.concatenate([_mmap(self.rgb_paths[v]), _mmap(self.flow_paths[v])], axis=1, dtype=np.float32)
 
     def summary(self, skipped_file: str | os.PathLike | None = None, limit: int = 10) -> str:
         """A small readable table: videos kept, classes, snippets, skipped videos by reason, then the skipped videos
@@ -389,7 +427,8 @@ class Split:
             ("snippets (total)", str(sum(self.num_snippets))),
         ]
         if self.split == "test" and self.data_name == "thumos14":
-            rows.append(("ambiguous segments", f"{sum(map(len, self.ambiguous.values()))} from {self.ambiguous_file}"))
+            n = sum(map(len, self.ambiguous.values()))
+            rows.append(("ambiguous segments", f"{n} from {self.ambiguous_file}" if self.ambiguous_file else "OFF"))
         for reason, n in sorted(_skip_counts(self.skipped).items()):
             rows.append((f"skipped: {reason}", str(n)))
         width = max(len(k) for k, _ in rows)
@@ -456,8 +495,7 @@ def _find_ambiguous(annotation_source: Path, root: Path) -> Path | None:
         for p in (d / "Ambiguous_test.txt", d / "annotations_test" / "Ambiguous_test.txt"):
             if p.is_file():
                 return p
-    shipped = Path(__file__).resolve().parent / "result" / "ambiguous.txt"
-    return shipped if shipped.is_file() else None
+    return SHIPPED_AMBIGUOUS if SHIPPED_AMBIGUOUS.is_file() else None
 
 
 def _match_features(videos: list[str], names: set[str]) -> tuple[dict[str, str], list[str]]:
@@ -540,20 +578,24 @@ def load_split(
     skip_bad: bool = False,
     annotation_file: str | os.PathLike | None = None,
     progress: bool = True,
+    ambiguous: bool = True,
 ) -> Split:
     """Load and validate one split (SPEC §7): annotations, subset, drops, feature files, the ≤10-snippet skip.
 
     Every feature file is checked once (missing, unreadable, ndim, width 1024, float dtype, rgb/flow length,
     NaN/Inf): a bad one raises one InputError line naming the file, or with `skip_bad` is skipped and listed in
     `Split.skipped`. `annotation_file` overrides the dataset's default (a .json file or a THUMOS14 txt folder).
+    THUMOS14 test: the Ambiguous segments (SPEC §9.4) are required (InputError if no file is found) unless
+    `ambiguous=False`, which leaves `Split.ambiguous` empty (no filter).
     """
     info = dataset_info(data_name)
     _check_split(split)  # before any file is read
     wtalc = find_wtalc_layout(data_path, data_name)  # <data_path>/<Name>-I3D-JOINTFeatures.npy: the W-TALC layout
     if wtalc is not None:
         return load_wtalc_split(
-            *wtalc, data_name, split, skip_bad=skip_bad, annotation_file=annotation_file, progress=progress
-        )
+            *wtalc, data_name, split, skip_bad=skip_bad, annotation_file=annotation_file, progress=progress,
+            ambiguous=ambiguous,
+        )  # fmt: skip
     root = _dataset_root(info, Path(data_path))
     source = Path(annotation_file) if annotation_file is not None else _find_annotation_source(info, root)
     annotations = read_annotations(source)
@@ -613,6 +655,33 @@ def load_split(
         reasons = _skip_counts(skipped)
         raise InputError(f"{feat_dir}: no videos left after skipping {sum(reasons.values())} ({dict(reasons)})")
     stems = [s for s, _, _ in kept]
+    return _assemble_split(
+        info, split, classes, annotations, kept, skipped, source,
+        rgb_paths=[feat_dir / f"{s}_rgb.npy" for s in stems],
+        flow_paths=[feat_dir / f"{s}_flow.npy" for s in stems],
+        ambiguous_near=(source, root) if ambiguous else None,
+    )  # fmt: skip
+
+
+def _assemble_split(
+    info: DatasetInfo,
+    split: str,
+    classes: list[str],
+    annotations: Annotations,
+    kept: list[tuple[str, str, int]],
+    skipped: list[tuple[str, str]],
+    source: Path,
+    *,
+    rgb_paths: list[Path],
+    flow_paths: list[Path],
+    ambiguous_near: tuple[Path, Path] | None,
+    features: dict[str, np.ndarray] | None = None,
+) -> Split:
+    """The Split of the kept videos `kept` [(stem, annotation id, L)], in that order, for either layout: multi-hot
+    labels, ground truth and durations from `annotations`; for the THUMOS14 test split the Ambiguous segments found
+    by `_find_ambiguous(*ambiguous_near)`, which must exist (never switch SPEC §9.4's filter off silently), or none
+    at all when `ambiguous_near` is None (--no_ambiguous)."""
+    stems = [s for s, _, _ in kept]
     index = {c: i for i, c in enumerate(classes)}
     labels = np.zeros((len(kept), len(classes)), np.float32)
     for row, (_, video, _) in enumerate(kept):
@@ -625,19 +694,25 @@ def load_split(
         videos=stems,
         labels=labels,
         num_snippets=[n for _, _, n in kept],
-        rgb_paths=[feat_dir / f"{s}_rgb.npy" for s in stems],
-        flow_paths=[feat_dir / f"{s}_flow.npy" for s in stems],
+        rgb_paths=rgb_paths,
+        flow_paths=flow_paths,
         durations=[annotations[v]["duration"] for _, v, _ in kept],
         ground_truth={s: gt[v] for s, v, _ in kept},
         skipped=skipped,
         annotation_file=source,
+        features=features,
     )
-    if info.name == "thumos14" and split == "test":
-        amb_file = _find_ambiguous(source, root)
-        if amb_file is not None:
-            amb = read_ambiguous(amb_file)
-            result.ambiguous = {s: amb[v] for s, v, _ in kept if v in amb}
-            result.ambiguous_file = amb_file
+    if info.name == "thumos14" and split == "test" and ambiguous_near is not None:
+        amb_file = _find_ambiguous(*ambiguous_near)
+        if amb_file is None:  # never switch the SPEC §9.4 filter off silently
+            raise InputError(
+                f"{ambiguous_near[1]}: no Ambiguous_test.txt (looked next to {ambiguous_near[0]}, in "
+                f"{ambiguous_near[1]} and for {SHIPPED_AMBIGUOUS}); the THUMOS14 protocol filters predictions with "
+                "it (SPEC §9.4): restore the file, or pass --no_ambiguous to evaluate without the filter"
+            )
+        amb = read_ambiguous(amb_file)
+        result.ambiguous = {s: amb[v] for s, v, _ in kept if v in amb}
+        result.ambiguous_file = amb_file
     return result
 
 
@@ -955,6 +1030,7 @@ def load_wtalc_split(
     skip_bad: bool = False,
     annotation_file: str | os.PathLike | None = None,
     progress: bool = True,
+    ambiguous: bool = True,
 ) -> Split:
     """`load_split` for the W-TALC layout: the same Split, with the features in memory (`Split.features`).
 
@@ -974,6 +1050,8 @@ def load_wtalc_split(
     source = Path(annotation_file) if annotation_file is not None else folder
     annotations = read_annotations(source)  # the folder too goes through read_annotations, as every format does
     classes = sorted(classlist) if annotation_file is None else class_names(annotations)
+    if annotation_file is not None:
+        check_class_list(annotations, info, source)
     ids, skipped = split_videos(annotations, info.name, split)
     if not ids:
         subsets = sorted({e["subset"] for e in annotations.values()})
@@ -1003,34 +1081,13 @@ def load_wtalc_split(
         reasons = _skip_counts(skipped)
         raise InputError(f"{features_file}: no videos left after skipping {sum(reasons.values())} ({dict(reasons)})")
     kept.sort(key=lambda k: names[k[1]])  # Split.videos are sorted, as the feature-file stems of the other layout
-    index = {c: j for j, c in enumerate(classes)}
-    labels = np.zeros((len(kept), len(classes)), np.float32)
-    for r, (video, _, _) in enumerate(kept):
-        labels[r, [index[a["label"]] for a in annotations[video]["annotations"]]] = 1.0
-    gt = ground_truth(annotations, [v for v, _, _ in kept])
-    stems = [names[i] for _, i, _ in kept]
-    result = Split(
-        data_name=info.name,
-        split=split,
-        classes=classes,
-        videos=stems,
-        labels=labels,
-        num_snippets=[n for _, _, n in kept],
+    return _assemble_split(
+        info, split, classes, annotations, [(names[i], video, L) for video, i, L in kept], skipped, source,
         rgb_paths=[features_file] * len(kept),
         flow_paths=[features_file] * len(kept),
-        durations=[annotations[v]["duration"] for v, _, _ in kept],
-        ground_truth={s: gt[v] for s, (v, _, _) in zip(stems, kept, strict=True)},
-        skipped=skipped,
-        annotation_file=source,
+        ambiguous_near=(folder, features_file.parent) if ambiguous else None,
         features={names[i]: features[i] for _, i, _ in kept},
-    )
-    if info.name == "thumos14" and split == "test":
-        amb_file = _find_ambiguous(folder, features_file.parent)
-        if amb_file is not None:
-            amb = read_ambiguous(amb_file)
-            result.ambiguous = {s: amb[v] for s, (v, _, _) in zip(stems, kept, strict=True) if v in amb}
-            result.ambiguous_file = amb_file
-    return result
+    )  # fmt: skip
 
 
 # --- snippet sampling (SPEC §7.3) --------------------------------------------------------------------------------
@@ -1099,9 +1156,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         if in_memory and split.features is None:  # (W-TALC features are in memory already)
             self._cache = np.empty((int(self._offsets[-1]), 2 * FEATURE_DIM), np.float32)
             for v in tqdm(range(len(split)), desc="load features", disable=None):
-                rows = self._cache[self._offsets[v] : self._offsets[v + 1]]
-                rows[:, :FEATURE_DIM] = _mmap(split.rgb_paths[v])
-                rows[:, FEATURE_DIM:] = _mmap(split.flow_paths[v])
+                self._cache[self._offsets[v] : self._offsets[v + 1]] = split.video_features(v)
 
     def __len__(self) -> int:
         return len(self.split)

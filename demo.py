@@ -180,6 +180,15 @@ def make_demo(
     return root
 
 
+def ensure_demo(root: str | Path) -> Path:
+    """`make_demo(root)` unless `<root>/thumos14` is already complete (its annotation file is written last)."""
+    root = Path(root)
+    if not (root / "thumos14" / "annotations.json").is_file():
+        print(f"writing the synthetic demo dataset → {root / 'thumos14'}")
+        make_demo(root, seed=0)
+    return root
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-timelines", metavar="THUMOS_DIR", help="rebuild result/demo_timelines.json from real data")

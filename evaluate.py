@@ -34,7 +34,7 @@ from dataset import (
     warn_odd_segments,
 )
 from postprocess import filter_ambiguous
-from utils import InputError, is_finite_number, read_json, run_cli
+from utils import InputError, format_table, is_finite_number, read_json, run_cli
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")  # numpy model: 0/0 is nan, not an exception
@@ -220,16 +220,6 @@ def _dataset_key(name: str) -> str:
     return "activitynet1.3" if name == "activitynet" else name  # 1.2 and 1.3 share subsets and tIoUs
 
 
-def format_table(thresholds: np.ndarray, rows: Sequence[tuple[str, np.ndarray]]) -> str:
-    """Rows of AP in [0, 1] per threshold → text table in percent (2 decimals) with an AVG column."""
-    width = max(8, *(len(name) for name, _ in rows))
-    head = f"{'tIoU':<{width}}" + "".join(f"{t:>8.2f}" for t in thresholds) + f"{'AVG':>8}"
-    lines = [head, "-" * len(head)]
-    for name, ap in rows:
-        lines.append(f"{name:<{width}}" + "".join(f"{100 * a:>8.2f}" for a in ap) + f"{100 * np.mean(ap):>8.2f}")
-    return "\n".join(lines)
-
-
 def evaluate_files(
     gt_path: str | Path,
     pred_path: str | Path,
@@ -278,7 +268,8 @@ def evaluate_files(
     rows = [("mAP", ap.mean(axis=0))]
     if per_class:
         rows += list(zip(classes, ap, strict=True))
-    return header + "\n" + format_table(thresholds, rows)
+    cells = [[name, *(f"{100 * a:.2f}" for a in row), f"{100 * np.mean(row):.2f}"] for name, row in rows]
+    return format_table(["tIoU", *(f"{t:.2f}" for t in thresholds), "AVG"], cells, title=header)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from utils import (
     atomic_csv_write,
     atomic_json_dump,
     atomic_np_save,
+    format_table,
     load_checkpoint,
     prepare_output_dir,
     remove_stale_temps,
@@ -286,19 +287,17 @@ def detections_as_records(detections: Sequence[tuple], classes: Sequence[str]) -
 # --- outputs -------------------------------------------------------------------------------------------------------
 
 
-def format_table(records: Sequence[dict[str, Any]], limit: int = TABLE_ROWS) -> str:
+def detections_table(records: Sequence[dict[str, Any]], limit: int = TABLE_ROWS) -> str:
     """The terminal table: class | start (s) | end (s) | confidence, `limit` best rows and a count of the rest."""
     if not records:
-        return "  (no detections)"
-    width = max(5, *(len(r["label"]) for r in records[:limit]))
-    lines = [f"  {'class':<{width}}  {'start':>8}  {'end':>8}  {'confidence':>10}"]
-    lines.append("  " + "-" * (width + 32))
-    for r in records[:limit]:
-        s, e = r["segment"]
-        lines.append(f"  {r['label']:<{width}}  {s:>8.2f}  {e:>8.2f}  {r['score']:>10.4f}")
+        return "(no detections)"
+    rows = [
+        [r["label"], f"{r['segment'][0]:.2f}", f"{r['segment'][1]:.2f}", f"{r['score']:.4f}"] for r in records[:limit]
+    ]
+    table = format_table(["class", "start (s)", "end (s)", "confidence"], rows)
     if len(records) > limit:
-        lines.append(f"  … {len(records) - limit} more (all in the JSON/CSV)")
-    return "\n".join(lines)
+        table += f"\n… {len(records) - limit} more (all in the JSON/CSV)"
+    return table
 
 
 def write_csv(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
@@ -461,7 +460,7 @@ def run(cfg: Any, extract_fn: Callable[..., Any] | None = None) -> int:
             f"\n{video_path.name}: {result['num_snippets']} snippets ({where}), "
             f"{len(result['detections'])} detections → {files}\n  time: {stage_times(result)}"
         )
-        tqdm.write(format_table(result["detections"]))
+        tqdm.write(detections_table(result["detections"]))
     print(_summary(done, failed))
     return 1 if failed else 0
 
@@ -481,8 +480,9 @@ def stage_times(result: dict[str, Any]) -> str:
 
 def _summary(done: Sequence[dict[str, Any]], failed: Sequence[tuple[Path, str]]) -> str:
     """End-of-run table: one row per video (best detection and stage times, or the error), a total row for several."""
-    head = ("video", "snippets", "detections", "best detection")
-    rows = [head + tuple(f"{STAGE_LABELS[s]} (s)" for s in STAGES) + ("total (s)",)]
+    head = ["video", "snippets", "detections", "best detection"]
+    head += [f"{STAGE_LABELS[s]} (s)" for s in STAGES] + ["total (s)"]
+    rows = []
     for r in done:
         best = r["detections"][0] if r["detections"] else None
         label = (
@@ -492,18 +492,12 @@ def _summary(done: Sequence[dict[str, Any]], failed: Sequence[tuple[Path, str]])
         )
         sec = r["seconds"]
         times = ["cached" if r["cached"] and s in EXTRACTION else _seconds(sec[s]) for s in STAGES]
-        rows.append(
-            (r["video"], str(r["num_snippets"]), str(len(r["detections"])), label, *times, _seconds(sec["total"]))
-        )
+        rows.append((r["video"], r["num_snippets"], len(r["detections"]), label, *times, _seconds(sec["total"])))
     if len(done) > 1:
         sums = [_seconds(sum(r["seconds"][s] for r in done)) for s in (*STAGES, "total")]
-        rows.append(
-            ("all", str(sum(r["num_snippets"] for r in done)), str(sum(len(r["detections"]) for r in done)), "", *sums)
-        )
+        rows.append(("all", sum(r["num_snippets"] for r in done), sum(len(r["detections"]) for r in done), "", *sums))
     for path, msg in failed:
         rows.append((path.stem, "-", "-", f"FAILED: {msg}", *["-"] * (len(STAGES) + 1)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "-" * len(lines[0]))
+    table = format_table(head, rows, align="lrrl" + "r" * (len(STAGES) + 1))
     tail = f"{len(done)} done, {len(failed)} failed"
-    return "\nsummary:\n" + "\n".join(lines) + f"\n{tail}"
+    return f"\nsummary:\n{table}\n{tail}"

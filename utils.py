@@ -1,4 +1,5 @@
-"""Small shared helpers: the one-line input error, atomic writes, output folders, seeding, device choice, timing."""
+"""Small shared helpers: the one-line input error, atomic writes and output folders, the one text table, flag
+parsers, seeding, device choice and determinism, checkpoints, stage timing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import errno
 import io
 import json
+import math
 import os
 import random
 import re
@@ -327,6 +329,32 @@ def warn_once(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
+def format_table(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, align: str | None = None
+) -> str:
+    """The project's one text table (main's mAP tables, evaluate's AP table, localize's detections): a GitHub Markdown
+    table padded to align on a terminal, so it reads in a console and pastes into a README unchanged.
+
+    Cells are printed with str() (callers format their numbers). `align` has one letter per column, `l` or `r`;
+    default: the first column left (names), the others right (numbers). `title`, if given, is the line above.
+    """
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    align = align or "l" + "r" * (len(header) - 1)
+    if len(align) != len(header) or set(align) - {"l", "r"} or any(len(row) != len(header) for row in cells):
+        raise ValueError(f"format_table: every row and `align` need {len(header)} columns, align only 'l'/'r'")
+    widths = [max(3, *(len(row[i]) for row in cells)) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        padded = (c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align, strict=True))
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(
+        "-" * (w + 2) if a == "l" else "-" * (w + 1) + ":" for w, a in zip(widths, align, strict=True)
+    )
+    lines = [line(cells[0]), rule + "|", *map(line, cells[1:])]
+    return "\n".join(([title] if title else []) + lines)
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices)."""
     random.seed(seed)
@@ -361,6 +389,47 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def parse_act_th(text: str) -> list[float]:
+    """`--act_th` value → thresholds. `a:b:s` means numpy.arange(a, b, s) (exactly its float64 values);
+    otherwise a list separated by spaces and/or commas (`0.1 0.2`, `0.1,0.2`). Never evaluated as code."""
+    text = text.strip()
+    if not text:
+        raise InputError("--act_th: empty value; give start:stop:step (e.g. 0.1:1.0:0.05) or numbers (0.1,0.2)")
+    try:
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, step = (float(p) for p in parts)
+            if not all(math.isfinite(v) for v in (start, stop, step)) or step <= 0:
+                raise InputError(f"--act_th {text!r}: start:stop:step needs finite numbers and a positive step")
+            values = np.arange(start, stop, step).tolist()
+        else:
+            values = [float(p) for p in re.split(r"[,\s]+", text) if p]
+    except ValueError:
+        raise InputError(
+            f"--act_th {text!r}: not numbers; give start:stop:step (e.g. 0.1:1.0:0.05) or a list (0.1,0.2 / 0.1 0.2)"
+        ) from None
+    if not values:
+        raise InputError(f"--act_th {text!r}: gives no thresholds")
+    if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
+        raise InputError(f"--act_th {text!r}: thresholds must lie in [0, 1] (scores are clipped to [0, 1])")
+    return values
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds 42,43,44` → [42, 43, 44] (commas and/or spaces)."""
+    try:
+        return [int(p) for p in re.split(r"[,\s]+", text.strip()) if p]
+    except ValueError:
+        raise InputError(f"--seeds {text!r}: expected integers, e.g. 42,43,44") from None
+
+
+def format_thresholds(values: Sequence[float]) -> str:
+    """[0.1, 0.15, ...] → "0.1,0.15,..." (how configs print --act_th)."""
+    return ",".join(f"{v:g}" for v in values)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` → CUDA if available, else CPU; otherwise `torch.device(name)` (clear error if CUDA is absent)."""
     if name == "auto":
@@ -369,6 +438,25 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"--device {name}: CUDA is not available on this machine")
     return device
+
+
+@contextlib.contextmanager
+def reproducible(device: torch.device, *, cudnn_benchmark: bool = False, tf32: bool = False) -> Iterator[None]:
+    """Deterministic kernels inside the block, the previous settings restored after. CUDA: cuDNN deterministic, no
+    autotuning (the authors' setting, SPEC §8) unless `cudnn_benchmark`; `tf32` allows TF32 matmuls (the attention;
+    cuDNN runs the convolutions in TF32 by default). CPU: torch.use_deterministic_algorithms (warn only)."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark, matmul.allow_tf32)
+    cudnn.deterministic, cudnn.benchmark = not cudnn_benchmark, cudnn_benchmark
+    if tf32:
+        matmul.allow_tf32 = True
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        cudnn.deterministic, cudnn.benchmark, matmul.allow_tf32 = saved[1:]
 
 
 # --- checkpoints -------------------------------------------------------------------------------------------------

@@ -231,9 +231,14 @@ def test_permuting_videos_keeps_map_when_scores_are_distinct(gt_rows, pred_rows,
 # --- command line ------------------------------------------------------------------------------------------------
 
 
+def table_cells(line: str) -> list[str]:
+    """Cells of one row of utils.format_table's Markdown table (`| a | b |` → ["a", "b"])."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def parse_map_row(out: str, name: str = "mAP") -> list[float]:
-    row = next(line for line in out.splitlines() if line.split()[:1] == [name])
-    return [float(x) for x in row.split()[1:]]
+    row = next(line for line in out.splitlines() if line.startswith("|") and table_cells(line)[0] == name)
+    return [float(x) for x in table_cells(row)[1:]]
 
 
 def write_json(path: Path, obj) -> Path:

@@ -108,16 +108,24 @@ def run_main(argv: list[str]) -> int:
     return main.main(argv)
 
 
+def table_cells(line: str) -> list[str]:
+    """The cells of one Markdown table line (`| a | b |` → ["a", "b"])."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def parse_table(text: str) -> list[tuple[str, float, float, float]]:
-    """Rows of localize.format_table's table in `text` → (class, start, end, confidence)."""
+    """Rows of localize.detections_table's Markdown table in `text` → (class, start, end, confidence)."""
+    cells = table_cells
     lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["class", "start"]) + 2
+    start = next(
+        i for i, line in enumerate(lines) if line.startswith("|") and cells(line)[:2] == ["class", "start (s)"]
+    )
     rows = []
-    for line in lines[start:]:
-        parts = line.strip().rsplit(maxsplit=3)
-        if len(parts) != 4 or line.strip().startswith("…"):
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
             break
-        rows.append((parts[0], float(parts[1]), float(parts[2]), float(parts[3])))
+        name, s, e, p = cells(line)
+        rows.append((name, float(s), float(e), float(p)))
     return rows
 
 
@@ -150,8 +158,10 @@ def test_end_to_end_real_video_then_cache(clip, thumos_ckpt, flow_weights, share
     *stages, total = map(float, times.groups())
     assert all(t > 0 for t in stages) and sum(stages) <= total + 0.02
     summary = first[first.index("summary:") :].splitlines()
-    assert "decode (s)  flow (s)  I3D (s)  ACRNet (s)  outputs (s)  total (s)" in summary[1]
-    row = next(line.split() for line in summary if line.startswith("v_GGSY1Qvo990"))
+    cells = table_cells
+    stage_head = ["decode (s)", "flow (s)", "I3D (s)", "ACRNet (s)", "outputs (s)", "total (s)"]
+    assert cells(summary[1])[-6:] == stage_head
+    row = next(cells(line) for line in summary if line.startswith("| v_GGSY1Qvo990"))
     assert [float(v) for v in row[-6:]] == pytest.approx([*stages, total], abs=0.01)
 
     rgb = np.load(out / "features" / "v_GGSY1Qvo990_rgb.npy")
@@ -341,11 +351,12 @@ def test_localize_features_matches_manual_pipeline(thumos_net, device, L):
         assert 0 <= g["segment"][0] < g["segment"][1] <= (L * 16 + 2) / 25
 
 
-def test_format_table_limits_rows():
+def test_detections_table_limits_rows():
     recs = [{"label": "Diving", "score": 1.0 - i / 100, "segment": [i, i + 1.5]} for i in range(25)]
-    text = localize.format_table(recs, limit=20)
+    text = localize.detections_table(recs, limit=20)
     assert len(parse_table(text)) == 20 and "5 more" in text
-    assert "no detections" in localize.format_table([])
+    assert parse_table(text)[1] == ("Diving", 1.0, 2.5, 0.99)
+    assert "no detections" in localize.detections_table([])
 
 
 # --- bad videos and folders --------------------------------------------------------------------------------------
@@ -456,7 +467,7 @@ def test_stage_times_stale_temps_and_no_progress(tmp_path, clip, thumos_ckpt, ca
     assert len(lines) == 2  # one per video
     summary = printed[printed.index("summary:") :].splitlines()
     assert "decode (s)" in summary[1] and "ACRNet (s)" in summary[1] and "total (s)" in summary[1]
-    rows = {line.split()[0]: line.split() for line in summary[3:] if line.split()}
+    rows = {c[0]: c for c in map(table_cells, summary[3:]) if c[0]}
     assert set(rows) >= {"a", "b", "all"}
     total = [float(v) for v in rows["all"][-6:]]
     assert total == pytest.approx(
@@ -468,5 +479,5 @@ def test_stage_times_stale_temps_and_no_progress(tmp_path, clip, thumos_ckpt, ca
     printed, err = capsys.readouterr()
     assert len(calls) == 2 and "videos" in err
     assert printed.count("time: features cached, ACRNet") == 2
-    rows = {line.split()[0]: line.split() for line in printed[printed.index("summary:") :].splitlines()[3:] if line}
+    rows = {c[0]: c for c in map(table_cells, printed[printed.index("summary:") :].splitlines()[3:]) if c[0]}
     assert rows["a"][-6:-3] == ["cached"] * 3

@@ -15,14 +15,16 @@ import torch
 
 import dataset
 import main
+import train
 from demo import make_demo
 from model import ACRNet
-from utils import InputError, save_checkpoint
+from utils import InputError, save_checkpoint, set_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 # Tiny runs: 6 training / 3 test videos (L 15–75), 16 snippets, batch 2.
 TINY = ["--num_seg", "16", "--batch_size", "2", "--eval_iter", "1", "--no_progress", "--seed", "3"]
+TIOUS = dataset.DATASETS["thumos14"].tiou_thresholds
 
 
 @pytest.fixture(scope="module")
@@ -89,23 +91,19 @@ def test_dataset_defaults_and_overrides():
 def test_train_batches_are_a_pure_function_of_step(tiny_data):
     split = dataset.load_split(tiny_data, "thumos14", "train", progress=False)
     feats = dataset.FeatureDataset(split, 16, mode="train")
-    full = main.TrainSteps(feats, 4, seed=5, first=1, last=6)
-    later = main.TrainSteps(feats, 4, seed=5, first=4, last=6)  # a resumed run's loader
+    stream = train.BatchStream(len(split), 4, 6, seed=5)
+    full = train.TrainSteps(feats, stream, first=1, last=6)
+    later = train.TrainSteps(feats, train.BatchStream(len(split), 4, 6, seed=5), first=4, last=6)  # a resumed run
     for k in range(3):
         assert all(torch.equal(a, b) for a, b in zip(full[3 + k], later[k], strict=True))
-    # Over two passes' worth of draws every video appears exactly twice: shuffled passes, each reshuffled.
-    n = len(split)
-    videos = main._stream_position_video(np.arange(2 * n), n, seed=5)
-    assert n >= 4 and np.bincount(videos, minlength=n).tolist() == [2] * n
-    assert not np.array_equal(videos[:n], videos[n:])
-    other = main.TrainSteps(feats, 4, seed=6, first=1, last=1)
+    other = train.TrainSteps(feats, train.BatchStream(len(split), 4, 6, seed=6), first=1, last=1)
     assert not torch.equal(full[0][0], other[0][0])
 
 
 def test_holdout_split_is_seeded_and_disjoint(tiny_data):
     split = dataset.load_split(tiny_data, "thumos14", "train", progress=False)
-    tr, va = main.holdout_split(split, 0.34, seed=1)
-    tr2, va2 = main.holdout_split(split, 0.34, seed=1)
+    tr, va = train.holdout_split(split, 0.34, seed=1)
+    tr2, va2 = train.holdout_split(split, 0.34, seed=1)
     assert va.videos == va2.videos and len(va) == 2 and len(tr) == 4
     assert sorted(tr.videos + va.videos) == sorted(split.videos)
     for part in (tr, va):
@@ -114,17 +112,17 @@ def test_holdout_split_is_seeded_and_disjoint(tiny_data):
         assert part.num_snippets == [split.num_snippets[i] for i in idx]
         assert set(part.ground_truth) == set(part.videos)
     with pytest.raises(InputError, match="--val_fraction"):
-        main.holdout_split(split, 0.99, seed=1)
+        train.holdout_split(split, 0.99, seed=1)
 
 
 def test_rng_state_survives_weights_only_save(tmp_path):
     import random
 
-    main.set_seed(11)
-    state = main._rng_state()
+    set_seed(11)
+    state = train.rng_state()
     torch.save(state, tmp_path / "s.pt")
     want = (random.random(), np.random.rand(), torch.rand(()))
-    main._set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True))
+    train.set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True))
     assert (random.random(), np.random.rand(), torch.rand(())) == want
 
 
@@ -132,10 +130,10 @@ def test_rng_state_survives_weights_only_save(tmp_path):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device):
+def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device, capsys):
     save = tmp_path / "run"
     argv = ["--data_path", str(tiny_data), "--save_path", str(save), "--device", device, *TINY]
-    assert main.main([*argv, "--num_iter", "2"]) == 0
+    assert main.main([*argv, "--num_iter", "2", "--alpha", "0.3", "--act_th", "0.2:0.9:0.1"]) == 0
     rows = read_rows(save / "thumos14.csv")
     assert [r["step"] for r in rows] == ["1", "2"]
     assert list(rows[0])[:3] == ["step", "loss", "test_acc"] and list(rows[0])[-1] == "mAP@AVG"
@@ -154,7 +152,7 @@ def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device):
     assert gt["database"][test_split.videos[0]]["annotations"] == test_split.ground_truth[test_split.videos[0]]
 
     # Test mode with the best checkpoint reproduces the best row's numbers exactly.
-    best = max(rows, key=lambda r: float(r["mAP@AVG"]))  # first of equal maxima, as training keeps it
+    best = rows[train.best_index([float(r["mAP@AVG"]) for r in rows])]  # the SPEC §8 rule, as training keeps it
     out = tmp_path / "test"
     result = main.run(
         main.make_config(
@@ -166,6 +164,14 @@ def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device):
     for key in [k for k in best if k.startswith("mAP@")] + ["test_acc"]:
         assert float(tested[key]) == float(best[key]), key
     assert float(tested["mAP@AVG"]) == pytest.approx(result.avg)
+    # Only the data flags: the checkpoint's own settings (num_seg 16, alpha 0.3, act_th 0.2…0.8) give the same mAP.
+    capsys.readouterr()
+    plain = ["--data_path", str(tiny_data), "--save_path", str(tmp_path / "t2"), "--device", device, "--no_progress"]
+    assert main.main([*plain, "--model_file", str(save / "thumos14.pth")]) == 0
+    note = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("note: test settings"))
+    assert "num_seg=16" in note and "alpha=0.3" in note and "act_th=0.2,0.3,0.4" in note and "from flags: none" in note
+    again = read_rows(tmp_path / "t2" / "thumos14_test.csv")[0]
+    assert {k: again[k] for k in tested if k != "step"} == {k: tested[k] for k in tested if k != "step"}
     assert json.loads((out / "thumos14_test_predictions.json").read_text())["results"] == result.predictions
     pictures = {p.name for p in (out / "thumos14_test_vis").iterdir()}  # --save_vis → visualise.save_test_visuals
     assert pictures == {f"{v}.png" for v in test_split.videos} | {"ap_per_class.png", "map_vs_tiou.png"}
@@ -176,11 +182,15 @@ def test_video_mode_dispatches_to_localize(monkeypatch, tmp_path):
 
     seen = {}
     monkeypatch.setattr(localize, "run", lambda cfg: seen.setdefault("cfg", cfg) and 0)
-    argv = ["--video", "clip.mp4", "--model_file", "m.pth", "--rgb_weights", "r.pt", "--flow_weights", "f.pt"]
-    assert main.main([*argv, "--save_path", str(tmp_path)]) == 0
+    ckpt = tmp_path / "m.pth"  # trained with num_seg 48: --video uses the checkpoint's settings too
+    meta = {"classes": dataset.THUMOS14_CLASSES, "data_name": "thumos14", "config": {"num_seg": 48, "pool": False}}
+    save_checkpoint(ACRNet(20).state_dict(), ckpt, meta)
+    argv = ["--video", "clip.mp4", "--model_file", str(ckpt), "--rgb_weights", "r.pt", "--flow_weights", "f.pt"]
+    assert main.main([*argv, "--save_path", str(tmp_path / "out")]) == 0
     cfg = seen["cfg"]
-    assert (cfg.video, cfg.model_file, cfg.rgb_weights, cfg.flow_weights) == ("clip.mp4", "m.pth", "r.pt", "f.pt")
-    assert list(tmp_path.iterdir()) == []
+    assert (cfg.video, cfg.model_file, cfg.rgb_weights, cfg.flow_weights) == ("clip.mp4", str(ckpt), "r.pt", "f.pt")
+    assert cfg.num_seg == 48
+    assert not (tmp_path / "out").exists()
 
 
 def test_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
@@ -235,6 +245,113 @@ def test_honest_protocol_selects_on_validation(tiny_data, tmp_path):
     assert test_row["step"] == "1"
     results = json.loads((save / "thumos14_test_predictions.json").read_text())["results"]
     assert set(results) == set(dataset.load_split(tiny_data, "thumos14", "test", progress=False).videos)
+    # The authors' protocol alongside: the test mAP of every evaluation, logged but never used to select.
+    assert list(rows[0])[-9:] == ["test_acc", *(f"test_mAP@{t:.2f}" for t in TIOUS), "test_mAP@AVG"]
+    assert rows[0]["test_mAP@AVG"] == test_row["mAP@AVG"]  # one evaluation: the same checkpoint, the same test mAP
+
+
+def test_seeds_run_each_seed_then_one_table(tiny_data, tmp_path, capsys):
+    """--seeds 3,4: seed 3's run is exactly the single run with --seed 3; the table's numbers are the per-seed ones;
+    --resume re-reads finished seeds."""
+    common = ["--data_path", str(tiny_data), "--device", "cpu", *TINY[:-2], "--num_iter", "1", "--val_fraction", "0.34"]
+    assert main.main([*common, "--seed", "3", "--save_path", str(tmp_path / "single")]) == 0
+    capsys.readouterr()
+    save = tmp_path / "seeds"
+    assert main.main([*common, "--seeds", "3,4", "--save_path", str(save)]) == 0
+    out = capsys.readouterr().out
+    assert (save / "seed3" / "thumos14.csv").read_text() == (tmp_path / "single" / "thumos14.csv").read_text()
+    assert (save / "seed3" / "thumos14_test.csv").read_text() == (tmp_path / "single" / "thumos14_test.csv").read_text()
+    rows = read_rows(save / "thumos14_seeds.csv")
+    assert [(r["seed"], r["protocol"]) for r in rows] == [
+        ("3", "best_on_test"), ("3", "held_out"), ("4", "best_on_test"), ("4", "held_out")
+    ]  # fmt: skip
+    held = [r for r in rows if r["protocol"] == "held_out"]
+    assert held[0]["mAP@AVG"] == read_rows(save / "seed3" / "thumos14_test.csv")[0]["mAP@AVG"]
+    avg = np.array([100 * float(r["mAP@AVG"]) for r in held])
+    table = [line for line in out.splitlines() if line.startswith("| held-out")]
+    assert len(table) == 1 and f"{avg.mean():.1f} ± {avg.std(ddof=1):.1f} |" in table[0]
+    assert f" {avg.min():.1f}–{avg.max():.1f} |" in out and "test mAP (%) over 2 seeds (3, 4; std: n-1)" in out
+    assert main.main([*common, "--seeds", "3,4", "--save_path", str(save), "--resume"]) == 0
+    again = capsys.readouterr().out
+    assert again.count("(resumed)") == 2 and table[0] in again
+
+
+def test_model_file_settings_come_from_the_checkpoint_unless_a_flag_is_given(tmp_path, capsys):
+    ckpt = tmp_path / "ours.pth"
+    stored = {"num_seg": 48, "cls_th": 0.2, "alpha": 0.3, "act_th": [0.2, 0.4], "pool": False, "batch_size": 8}
+    save_checkpoint(ACRNet(20).state_dict(), ckpt, {"classes": [], "data_name": "thumos14", "config": stored})
+    cfg = main.make_config(["--model_file", str(ckpt)])
+    assert (cfg.num_seg, cfg.cls_th, cfg.alpha, cfg.act_th, cfg.iou_th) == (48, 0.2, 0.3, [0.2, 0.4], 0.1)
+    assert cfg.batch_size == 32  # a training setting: not taken
+    note = capsys.readouterr().out.strip()
+    assert note.count("\n") == 0 and "num_seg=48" in note and "thumos14 defaults: iou_th fps rate" in note
+    cfg = main.make_config(["--model_file", str(ckpt), "--num_seg", "64", "--act_th", "0.5"])
+    assert (cfg.num_seg, cfg.act_th, cfg.alpha) == (64, [0.5], 0.3)
+    assert "from flags: num_seg=64 act_th=0.5" in capsys.readouterr().out
+    # The authors' plain state-dicts carry nothing: the SPEC defaults of --data_name.
+    plain = tmp_path / "authors.pth"
+    torch.save(ACRNet(200, pool=True).state_dict(), plain)
+    cfg = main.make_config(["--model_file", str(plain), "--data_name", "activitynet1.3"])
+    assert (cfg.num_seg, cfg.alpha, cfg.pool) == (80, 0.8, True)
+    assert "plain state-dict" in capsys.readouterr().out
+    # A checkpoint of another dataset: its dataset without --data_name; nothing of it with another --data_name.
+    anet = tmp_path / "anet.pth"
+    save_checkpoint(ACRNet(200, pool=True).state_dict(), anet, {"data_name": "activitynet1.3", "config": stored})
+    cfg = main.make_config(["--model_file", str(anet)])
+    assert (cfg.data_name, cfg.num_seg, cfg.alpha, cfg.pool) == ("activitynet1.3", 48, 0.3, False)
+    cfg = main.make_config(["--model_file", str(anet), "--data_name", "thumos14"])
+    assert (cfg.data_name, cfg.num_seg, cfg.alpha) == ("thumos14", 750, 0.5)
+    bad = tmp_path / "bad.pth"
+    save_checkpoint(ACRNet(20).state_dict(), bad, {"data_name": "thumos14", "config": {"num_seg": "many"}})
+    with pytest.raises(InputError, match="stored setting num_seg='many'"):
+        main.make_config(["--model_file", str(bad)])
+
+
+def test_missing_ambiguous_file_is_an_error_unless_no_ambiguous(tiny_data, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    (data / "thumos14" / "Ambiguous_test.txt").unlink()
+    monkeypatch.setattr(dataset, "SHIPPED_AMBIGUOUS", tmp_path / "no_such_file.txt")
+    ckpt = tmp_path / "random.pth"
+    classes = dataset.load_split(data, "thumos14", "train", progress=False).classes
+    save_checkpoint(ACRNet(len(classes)).state_dict(), ckpt, {"classes": classes, "data_name": "thumos14"})
+    argv = ["--data_path", str(data), "--save_path", str(tmp_path / "out"), *TINY, "--model_file", str(ckpt)]
+    assert main.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Ambiguous_test.txt" in err[0] and "--no_ambiguous" in err[0], err
+    assert main.main([*argv, "--no_ambiguous"]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: --no_ambiguous" in captured.err and "ambiguous segments  OFF" in captured.out
+
+
+def test_reproducible_sets_cudnn_and_restores():
+    from utils import reproducible
+
+    cudnn = torch.backends.cudnn
+    before = (cudnn.deterministic, cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+    with reproducible(torch.device("cpu")):
+        assert cudnn.deterministic and not cudnn.benchmark and torch.are_deterministic_algorithms_enabled()
+    with reproducible(torch.device("cuda"), cudnn_benchmark=True):  # flags only: no CUDA needed
+        assert not cudnn.deterministic and cudnn.benchmark
+    assert (cudnn.deterministic, cudnn.benchmark, torch.are_deterministic_algorithms_enabled()) == before
+    assert main.make_config([]).cudnn_benchmark is False and main.make_config(["--cudnn_benchmark"]).cudnn_benchmark
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "1,x"], "--seeds"),
+        (["--seeds", "1,1"], "distinct"),
+        (["--seeds", "1", "--seed", "2"], "not allowed with"),
+        (["--seeds", "1", "--video", "a.mp4"], "--seeds"),
+        (["--seeds", "1,-3"], "--seed -3"),
+    ],
+)
+def test_seeds_flag_errors(argv, message):
+    with pytest.raises(InputError, match=message):
+        main.make_config(argv)
 
 
 # --- bad input ---------------------------------------------------------------------------------------------------

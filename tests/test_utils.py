@@ -364,3 +364,21 @@ def test_warn_once(monkeypatch, capsys):
         warn_once("x.json: 2 segments kept as given")
     warn_once("y.json: other")
     assert capsys.readouterr().err == "warning: x.json: 2 segments kept as given\nwarning: y.json: other\n"
+
+
+def test_format_table_is_an_aligned_markdown_table():
+    from utils import format_table
+
+    text = format_table(["class", "AP"], [["Diving", "75.45"], ["LongJump", "3.1"]], title="t")
+    assert text.splitlines() == [
+        "t",
+        "| class    |    AP |",
+        "|----------|------:|",
+        "| Diving   | 75.45 |",
+        "| LongJump |   3.1 |",
+    ]
+    assert format_table(["a", "b"], [], align="rl").splitlines()[1] == "|----:|-----|"  # min width 3
+    with pytest.raises(ValueError, match="2 columns"):
+        format_table(["a", "b"], [["only one"]])
+    with pytest.raises(ValueError, match="2 columns"):
+        format_table(["a", "b"], [], align="lx")

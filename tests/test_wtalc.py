@@ -21,6 +21,7 @@ from wtalc_layout import object_array, save_object_npy, write_wtalc, wtalc_from_
 import dataset as D
 import evaluate
 import main
+import train
 from demo import make_demo
 from utils import InputError, load_checkpoint
 
@@ -111,14 +112,16 @@ def test_real_activitynet12_folder_loads_as_splits(shared_data, tmp_path):
 
 # --- the same features in both layouts: identical training, testing, evaluation ------------------------------------
 
-TINY = ["--num_seg", "16", "--batch_size", "2", "--num_iter", "2", "--eval_iter", "2", "--no_progress", "--seed", "3"]
+# A run short enough for a test that still scores above 0.0 % mAP@AVG (SPEC §8 keeps no checkpoint otherwise).
+TINY = ["--num_seg", "16", "--batch_size", "4", "--num_iter", "2", "--eval_iter", "2", "--init_lr", "1e-3"]
+TINY += ["--no_progress", "--seed", "3"]
 
 
 @pytest.fixture(scope="module")
 def both_layouts(tmp_path_factory):
-    """make_demo's synthetic THUMOS14 (20 training videos: all 20 classes; 3 test videos) in both layouts."""
+    """make_demo's synthetic THUMOS14 (20 training videos: all 20 classes; 10 test videos) in both layouts."""
     tmp = tmp_path_factory.mktemp("layouts")
-    authors = make_demo(tmp / "authors", seed=0, max_train=20, max_test=3)
+    authors = make_demo(tmp / "authors", seed=0, max_train=20, max_test=10)
     return authors, wtalc_from_authors(authors, tmp / "Thumos14reduced")
 
 
@@ -184,7 +187,7 @@ def test_both_layouts_train_to_identical_results(both_layouts, tmp_path):
     kw = {"ambiguous": wtalc / "Thumos14reduced-Annotations" / "Ambiguous_test.txt"}
     via_folder = evaluate.evaluate_files(wtalc / "Thumos14reduced-Annotations", test_preds, **kw)
     via_json = evaluate.evaluate_files(authors / "thumos14" / "annotations.json", test_preds, **kw)
-    assert via_folder == via_json and via_folder.startswith("thumos14 test: 3 videos")
+    assert via_folder == via_json and via_folder.startswith("thumos14 test: 10 videos")
 
 
 @pytest.mark.parametrize("style", ["py2", "numpy", "protocol5"])
@@ -304,9 +307,9 @@ def test_tiny_wtalc_loads(tmp_path):
     te = D.load_split(data, "thumos14", "test", progress=False)
     assert te.videos == ["video_test_0000004"] and te.skipped[0][0] == "video_test_0000270"
     # no Ambiguous_test.txt in the folder: the shipped THUMOS14 list, as for the other layout
-    assert te.ambiguous_file is None or te.ambiguous_file.name == "ambiguous.txt"
+    assert te.ambiguous_file == D.SHIPPED_AMBIGUOUS
     # --val_fraction's holdout subsets keep the in-memory features (keyed by video, not by position)
-    part, held = main.holdout_split(tr, 0.34, seed=0)
+    part, held = train.holdout_split(tr, 0.34, seed=0)
     for sub in (part, held):
         for v, video in enumerate(sub.videos):
             x, *_ = D.FeatureDataset(sub, 4, "test")[v]

@@ -1,0 +1,244 @@
+"""The test side of a run (SPEC §9–§10): load a split with the run's flags, the test pass (one video at a time →
+post-processing → detection mAP), the files a test pass writes, and testing a checkpoint (`--model_file`).
+
+    result = test_pass(model, split, cfg, device)      # EvalResult: accuracy, maps [n_tiou], predictions
+    print(map_table(tious, result.maps, result.accuracy, "thumos14 test mAP (%)"))
+
+`cfg` is main.Config (any object with its fields works).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import dataset
+import evaluate
+import localize
+import postprocess
+from model import ACRNet
+from utils import InputError, atomic_csv_write, atomic_json_dump, format_table, is_finite_number, load_checkpoint
+
+
+def load_checked_split(cfg: Any, split: str) -> dataset.Split:
+    """dataset.load_split with the run's flags; prints the split's summary (videos, classes, what was skipped)."""
+    loaded = dataset.load_split(
+        cfg.data_path,
+        cfg.data_name,
+        split,
+        skip_bad=cfg.skip_bad,
+        annotation_file=cfg.annotation_file,
+        progress=cfg.progress,
+        ambiguous=cfg.ambiguous,
+    )
+    print(loaded.summary())
+    return loaded
+
+
+def _worker_init(worker_id: int) -> None:
+    # Batches draw from their own rng([seed, step, slot]); seed the globals too so nothing else varies by worker.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def data_loader(ds: torch.utils.data.Dataset, cfg: Any, device: torch.device) -> torch.utils.data.DataLoader:
+    """Items of `ds` as they are (each item is already a whole batch or one test video), `cfg.workers` processes."""
+    return torch.utils.data.DataLoader(
+        ds,
+        batch_size=None,
+        shuffle=False,
+        num_workers=cfg.workers,
+        worker_init_fn=_worker_init,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+
+
+# --- test pass (SPEC §9) and evaluation (SPEC §10) -------------------------------------------------------------
+
+
+@dataclass
+class EvalResult:
+    accuracy: float
+    maps: np.ndarray  # [n_tiou]
+    predictions: dict[str, list[dict[str, Any]]]  # {video: [{"label", "score", "segment"}]}
+    per_video: dict[str, dict[str, Any]]  # for --save_vis: seg_score, act_score, num_snippets, detections
+
+    @property
+    def avg(self) -> float:
+        return float(np.mean(self.maps))
+
+
+@torch.no_grad()
+def test_pass(
+    model: torch.nn.Module, split: dataset.Split, cfg: Any, device: torch.device, *, keep_scores: bool = False
+) -> EvalResult:
+    """Run every video of `split` one at a time (test sampling), post-process, and evaluate (SPEC §9–10)."""
+    model.eval()
+    features = dataset.FeatureDataset(split, cfg.num_seg, mode="test")
+    loader = data_loader(features, cfg, device)
+    classes = list(split.classes)
+    index = {name: i for i, name in enumerate(classes)}
+    thumos = cfg.data_name == "thumos14"
+    predictions: dict[str, list[dict[str, Any]]] = {}
+    per_video: dict[str, dict[str, Any]] = {}
+    correct = 0
+    bar = tqdm(loader, desc="test", unit="video", leave=False, disable=not cfg.progress)
+    for feats, label, video, num_snippets in bar:
+        out = model(feats.to(device, non_blocking=True)[None])
+        act = out.act_score[0].float().cpu().numpy()
+        seg = out.seg_score[0].float().cpu().numpy()
+        truth = set(np.flatnonzero(np.asarray(label) > 0).tolist())
+        correct += set(np.asarray(postprocess.predicted_classes(act, cfg.cls_th)).tolist()) == truth
+        dets = postprocess.detect(
+            act,
+            seg,
+            int(num_snippets),
+            cls_th=cfg.cls_th,
+            act_th=cfg.act_th,
+            alpha=cfg.alpha,
+            iou_th=cfg.iou_th,
+            fps=cfg.fps,
+            rate=cfg.rate,
+        )
+        preds = localize.detections_as_records(dets, classes)
+        if thumos:  # SPEC §9.4, on this video's predictions (keeps dets and predictions aligned)
+            preds = postprocess.filter_ambiguous({video: preds}, split.ambiguous)[video]
+        predictions[video] = preds
+        if keep_scores:
+            kept = [(index[p["label"]], p["segment"][0], p["segment"][1], p["score"]) for p in preds]
+            per_video[video] = {
+                "seg_score": seg,
+                "act_score": act,
+                "num_snippets": int(num_snippets),
+                "detections": kept,
+            }
+    tious = dataset.DATASETS[cfg.data_name].tiou_thresholds
+    gt = {v: split.ground_truth.get(v, []) for v in split.videos}
+    maps = np.asarray(evaluate.detection_map(gt, predictions, tious), dtype=np.float64)
+    return EvalResult(correct / max(len(split.videos), 1), maps, predictions, per_video)
+
+
+# --- outputs -----------------------------------------------------------------------------------------------------
+
+
+def csv_header(tious: Sequence[float], eval_name: str) -> list[str]:
+    return ["step", "loss", f"{eval_name}_acc"] + [f"mAP@{t:.2f}" for t in tious] + ["mAP@AVG"]
+
+
+def results_json(predictions: dict[str, list[dict[str, Any]]], data_name: str) -> dict[str, Any]:
+    """ActivityNet results layout."""
+    return {"version": f"ACRNet {data_name}", "results": predictions, "external_data": {}}
+
+
+def ground_truth_json(split: dataset.Split, data_name: str, subset: str) -> dict[str, Any]:
+    """The evaluated videos' ground truth in the ActivityNet annotation layout (readable by dataset.load_split)."""
+    database = {v: {"subset": subset, "annotations": split.ground_truth.get(v, [])} for v in split.videos}
+    return {"version": f"ACRNet {data_name}", "database": database}
+
+
+def map_table(tious: Sequence[float], maps: Sequence[float], accuracy: float, title: str) -> str:
+    """README-style table of one evaluation: mAP@tIoU, AVG and accuracy ×100, one decimal."""
+    head = [f"@{t:g}" for t in tious] + ["AVG", "acc"]
+    cells = [f"{100 * m:.1f}" for m in maps] + [f"{100 * float(np.mean(maps)):.1f}", f"{100 * accuracy:.1f}"]
+    return format_table(head, [cells], title=title, align="r" * len(head))
+
+
+def _save_visuals(cfg: Any, result: EvalResult, split: dataset.Split, tag: str) -> None:
+    import visualise  # matplotlib only when pictures are asked for
+
+    tious = dataset.DATASETS[cfg.data_name].tiou_thresholds
+    gt = {v: split.ground_truth.get(v, []) for v in split.videos}
+    names, ap_gt = evaluate.average_precision_per_class(gt, result.predictions, tious)
+    ap = np.full((len(split.classes), len(tious)), np.nan)  # NaN rows: classes without ground truth
+    ap[[list(split.classes).index(c) for c in names]] = ap_gt
+    out_dir = Path(cfg.save_path) / f"{cfg.data_name}_{tag}_vis"
+    written = visualise.save_test_visuals(
+        out_dir, result.per_video, gt, list(split.classes), ap, tious, fps=cfg.fps, rate=cfg.rate, progress=cfg.progress
+    )
+    print(f"{len(written)} pictures → {out_dir}")
+
+
+def write_test_outputs(cfg: Any, result: EvalResult, split: dataset.Split, tag: str, step: int | None = None) -> None:
+    """`<data_name>_<tag>.csv` (one row), `_<tag>_predictions.json`, `_<tag>_ground_truth.json`; table on stdout."""
+    tious = dataset.DATASETS[cfg.data_name].tiou_thresholds
+    save = Path(cfg.save_path)
+    row = [step if step is not None else "", "", result.accuracy, *result.maps.tolist(), result.avg]
+    atomic_csv_write(save / f"{cfg.data_name}_{tag}.csv", csv_header(tious, "test"), [row])
+    atomic_json_dump(results_json(result.predictions, cfg.data_name), save / f"{cfg.data_name}_{tag}_predictions.json")
+    atomic_json_dump(ground_truth_json(split, cfg.data_name, "test"), save / f"{cfg.data_name}_{tag}_ground_truth.json")
+    print(map_table(tious, result.maps, result.accuracy, f"{cfg.data_name} test mAP (%)"))
+    if cfg.save_vis:
+        _save_visuals(cfg, result, split, tag)
+
+
+def load_model(path: str | Path, split: dataset.Split, pool: bool, device: torch.device) -> ACRNet:
+    """ACRNet for `split`'s classes with the weights of checkpoint `path` (one-line InputError if they do not fit)."""
+    sd, meta = load_checkpoint(path, len(split.classes))
+    if meta and meta.get("classes") and list(meta["classes"]) != list(split.classes):
+        raise InputError(f"{path}: checkpoint classes differ from the {split.data_name} classes")
+    model = ACRNet(len(split.classes), pool=pool).to(device)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise InputError(f"{path}: does not fit ACRNet ({str(e).splitlines()[0]})") from None
+    return model
+
+
+def checkpoint_settings(
+    path: str, data_name: str, given: dict[str, Any], keys: Sequence[str]
+) -> tuple[str, dict[str, Any]]:
+    """The test settings `keys` stored in checkpoint `path` → (data_name, {setting: value}); prints one note naming
+    which setting comes from the checkpoint, which from the flags `given`, which from the dataset's defaults.
+
+    This project's checkpoints carry their config (utils.save_checkpoint); the authors' plain state-dicts carry none,
+    and a checkpoint trained on another dataset than a --data_name given lends nothing. Without --data_name, the
+    checkpoint's dataset is tested."""
+    _, meta = load_checkpoint(path)
+    trained = meta.get("config") if meta else None
+    trained_on = meta.get("data_name") if meta else None
+    stored: dict[str, Any] = {}
+    if not isinstance(trained, dict):
+        source = f"{path} (a plain state-dict: it stores none)"
+    else:
+        if trained_on in dataset.DATASETS and "data_name" not in given:
+            data_name = trained_on
+        source = f"{path} (trained on {trained_on}" + (")" if trained_on == data_name else ": not used)")
+        if trained_on == data_name:
+            stored = {k: trained[k] for k in keys if k in trained}
+    for key, value in stored.items():
+        if key == "act_th":
+            ok = isinstance(value, list) and bool(value) and all(map(is_finite_number, value))
+        elif key == "pool":
+            ok = isinstance(value, bool)
+        else:
+            ok = is_finite_number(value) and (key not in ("num_seg", "rate") or isinstance(value, int))
+        if not ok:
+            raise InputError(f"{path}: stored setting {key}={value!r} is not valid")
+    show = lambda k, v: f"{k}={','.join(f'{t:g}' for t in v) if isinstance(v, list) else v}"  # noqa: E731
+    taken = [show(k, v) for k, v in stored.items() if k not in given]
+    flags = [show(k, given[k]) for k in keys if k in given]
+    rest = [k for k in keys if k not in given and k not in stored]
+    print(
+        f"note: test settings for {data_name}: from {source}: {' '.join(taken) or 'none'}; "
+        f"from flags: {' '.join(flags) or 'none'}; {data_name} defaults: {' '.join(rest) or 'none'}"
+    )
+    return data_name, stored
+
+
+def test_checkpoint(cfg: Any, device: torch.device) -> EvalResult:
+    """Test a checkpoint (`--model_file`): SPEC §9 test pass + §10 mAP, table, CSV and predictions JSON."""
+    split = load_checked_split(cfg, "test")
+    model = load_model(cfg.model_file, split, cfg.pool, device)
+    result = test_pass(model, split, cfg, device, keep_scores=cfg.save_vis)
+    write_test_outputs(cfg, result, split, "test")
+    return result
