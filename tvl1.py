@@ -93,6 +93,11 @@ def resize_coeffs(src: int, dst: int, k: np.float32) -> tuple[np.ndarray, np.nda
     return np.minimum(i1, src - 1), np.minimum(i1 + 1, src - 1), a0, a1
 
 
+def _up_factor(scale_step: float) -> np.float32:
+    """§4.1: the upsampled flow is multiplied by f32(1/scaleStep) (1.25 for 0.8), not by the true size ratio."""
+    return np.float32(1.0 / scale_step)
+
+
 def _resize_k(src: int, dst: int, scale: float | None) -> np.float32:
     """The kernel's step k = f32(1/f) (§3): f = the user's factor, or dst/src (double) when a size is asked for."""
     f = scale if scale is not None else dst / src
@@ -184,7 +189,17 @@ def _tvl1_numba(a: torch.Tensor, b: torch.Tensor, sizes, scale_step: float, cons
     coeffs, offsets = _flat_plan(_level_plan(sizes, scale_step))
     flow = np.empty((len(i0), 2, *i0.shape[1:]), np.float32)
     iters = np.zeros((len(i0), len(sizes), warps), np.int32)
-    args = (np.asarray(sizes, np.int64), *coeffs, offsets, l_t, taut, theta, epsilon, iterations)
+    args = (
+        np.asarray(sizes, np.int64),
+        *coeffs,
+        offsets,
+        l_t,
+        taut,
+        theta,
+        epsilon,
+        iterations,
+        _up_factor(scale_step),
+    )
 
     def pair(k: int) -> None:
         _tvl1_pair_numba(i0[k], i1[k], args, flow[k], iters[k])
@@ -239,7 +254,7 @@ def _axes(args, step, col):
 def _tvl1_pair_numba(i0, i1, args, flow, iters):
     """§3–§5 for one pair: i0, i1 [H, W] → flow [2, H, W], iters [levels, warps] (inner iterations per warp)."""
     sizes = args[0]
-    l_t, taut, theta, epsilon, iterations = args[10:]
+    l_t, taut, theta, epsilon, iterations, up = args[10:]
     levels = sizes.shape[0]
     warps = iters.shape[1]
     pyr0 = [i0]
@@ -281,8 +296,8 @@ def _tvl1_pair_numba(i0, i1, args, flow, iters):
             iters[s, wi] = n
         if s > 0:  # §4.1: resize to the finer level's size, then ×(1/scale_step)
             cy, cx = _axes(args, s - 1, 2)
-            u1 = _resize_numba(u1, cy, cx) * np.float32(1.25)
-            u2 = _resize_numba(u2, cy, cx) * np.float32(1.25)
+            u1 = _resize_numba(u1, cy, cx) * up
+            u2 = _resize_numba(u2, cy, cx) * up
     flow[0] = u1
     flow[1] = u2
 
@@ -499,7 +514,7 @@ def _tvl1_torch(a: torch.Tensor, b: torch.Tensor, sizes, scale_step: float, cons
             u, p, iters[:, s, wi] = _inner_loop_torch(u, p, data, l_t, taut, theta, epsilon, iterations, scaled_eps)
         if s > 0:
             cy, cx = plan["up_y"][s - 1], plan["up_x"][s - 1]
-            u = _resize_torch(u.flatten(0, 1), cy, cx).view(batch, 2, *sizes[s - 1]) * 1.25
+            u = _resize_torch(u.flatten(0, 1), cy, cx).view(batch, 2, *sizes[s - 1]) * float(_up_factor(scale_step))
     return u, iters
 
 
