@@ -78,8 +78,8 @@ INTERPRETER_SCRIPT = textwrap.dedent(
     state = (torch.zeros(1, dtype=torch.float64), torch.zeros(1, dtype=torch.int32),
              torch.zeros((1, 2), dtype=torch.int32))
     state[2][0, 0] = 2  # run and check
-    scaled = ref_err * 2  # the error is below scaledEps: the next flag says stop
-    tt.inner_loop(u, pp, t(i1wx, i1wy, rho_c), state, torch.tensor([scaled], dtype=torch.float64), 1, True, 1, L_T,
+    scaled = ref_err * 2  # the error is below scaledEps: the pair stops, the 2 further launches change nothing
+    tt.inner_loop(u, pp, t(i1wx, i1wy, rho_c), state, torch.tensor([scaled], dtype=torch.float64), 1, True, 3, L_T,
                   TAUT, THETA)
     assert np.array_equal(u[0].numpy(), np.stack([n1, n2])), "estimateU"
     assert np.array_equal(pp[0].numpy(), np.stack(ref_p)), "dual"
