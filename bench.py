@@ -326,6 +326,22 @@ def bench_flow(args: argparse.Namespace) -> None:
     print(f"{f'OpenCV CPU DualTVL1 ({threads} OpenCV threads)':<52}{n_cv:>6}{c:>9.2f}")
     rounds = ", ".join(f"{a / b:.2f}" for a, b in zip(port, cv, strict=True))
     print(f"ratio tvl1.py / OpenCV: {p / c:.2f}x (per round: {rounds})")
+    if cuda:  # the CUDA backends (auto = triton when importable) by batch size, rounds interleaved, medians
+        backends = ["triton", "torch"]
+        batches = [16] if args.quick else [16, 64, n_port]
+        rates: dict[tuple[str, int], list[float]] = {(k, n): [] for k in backends for n in batches}
+        for backend in backends:  # compile / warm up
+            tvl1.tvl1(gt[:2], gt[1:3], backend=backend)
+        for _ in range(1 if args.quick else 3):
+            for (backend, n), got in rates.items():
+                sync()
+                t0 = time.perf_counter()
+                tvl1.tvl1(gt[:n], gt[1 : n + 1], backend=backend)
+                sync()
+                got.append(n / (time.perf_counter() - t0))
+        print(f"{'CUDA backends at 341x256 (auto: ' + tvl1._auto_backend(device) + ')':<52}{'pairs':>6}{'pairs/s':>9}")
+        for (backend, n), got in rates.items():
+            print(f"{f'  {backend}, batch {n}':<52}{n:>6}{statistics.median(got):>9.1f}")
 
     # 2. agreement, iterations, I3D proxy-flow features, per shared video
     rgb_path = SHARED_DATA / "i3d" / "rgb_scratch_kinetics400.pt"

@@ -1,34 +1,41 @@
 """TV-L1 optical flow exactly as OpenCV's CUDA class computes it (`cv::cuda::OpticalFlowDual_TVL1`), batched.
 
 `tvl1(prev, next) -> flow` is the algorithm of `../shared/TVL1_CUDA.md` (the authority; § numbers below are its
-sections), with the parameters denseFlow_GPU used (SPEC §12.3) as defaults. Two implementations of the same
-arithmetic, chosen by the input's device:
+sections), with the parameters denseFlow_GPU used (SPEC §12.3) as defaults. Three implementations of the same
+arithmetic, chosen by the input's device (`backend=` overrides):
 
 - CPU: numba kernels (`_tvl1_pair_numba`; the pairs of a batch run on Python threads, the kernels release the GIL).
   Each inner iteration is one fused sweep over the rows: row y's estimateU, then row y-1's dual update (which needs
   the new u of rows y-1 and y only), so the two Jacobi passes of §4.3 run in one pass over memory, same results.
-- CUDA (or `backend="torch"` anywhere): full-tensor torch ops over [B, ...] (`_tvl1_torch`). The stopping
-  schedule stays on the host in float64 like OpenCV's; the only host-device syncs are the error sums at the
-  iterations that check (as in OpenCV: `cuda::sum` + download). Finished pairs are dropped from the working batch.
+- CUDA: fused Triton kernels (tvl1_triton.py, imported only then): one launch per pyramid level's resize, one per
+  warp (§4.2 with the I1 gradient), two per inner iteration (estimateU, then the dual update with §4.4's schedule
+  step on the device); the host polls a "still running" flag every few iterations, one poll late, so the GPU's
+  queue never drains.
+- `backend="torch"` (any device; CUDA's fallback without triton): full-tensor torch ops over [B, ...]
+  (`_tvl1_torch`), the readable version. The stopping schedule stays on the host in float64 like OpenCV's; the only
+  host-device syncs are the error sums at the iterations that check (as in OpenCV: `cuda::sum` + download).
+  Finished pairs are dropped from the working batch.
 
-Both are float32 everywhere the CUDA kernels are, with no fused multiply-adds and the operation order of the
-kernels, so they agree with each other bit for bit (tests/test_tvl1.py) and with the per-pixel reference
-tests/reference_tvl1.py. What OpenCV's binary may do differently is listed in §8 of the spec: nvcc's FMA
-contraction, `hypotf`'s last bit (here: f32 of the double-precision hypot, what glibc's hypotf computes) and the
-GPU's summation order of the stopping error (here: float64, row-major on CPU, torch's order on CUDA).
+All are float32 everywhere the CUDA kernels are, with no fused multiply-adds and the operation order of the
+kernels, so they agree with each other bit for bit (tests/test_tvl1.py, tests/test_tvl1_triton.py) and with the
+per-pixel reference tests/reference_tvl1.py. What OpenCV's binary may do differently is listed in §8 of the spec:
+nvcc's FMA contraction, `hypotf`'s last bit (here: f32 of the double-precision hypot, what glibc's hypotf computes)
+and the GPU's summation order of the stopping error (here: float64; row-major in numba, torch's order, or per
+Triton program then over programs in a fixed tree order).
 
 Map to TVL1_CUDA.md:
   §1 parameters, float32 constants ........ `_constants` (l_t = f32(λθ), taut = f32(τ/θ), θ = f32(0.3))
   §2 input: uint8 or float on 0..255 ....... `tvl1` (no /255, no smoothing)
   §3 pyramid sizes, cvRound, the <16 rule .. `pyramid_sizes`
   §3 corner-origin bilinear resize ......... `resize_coeffs`, `_resize_numba`, `_resize_torch`
-  §4.1 ×1.25 flow upsampling, p reset per level, centred I1 gradient per level
+  §4.1 flow upsampling × f32(1/scaleStep) = 1.25 (`_up_factor`), p reset per level, centred I1 gradient per level
   §4.2 backward warp, Keys a = -0.5, clamped reads, reciprocal normalisation, grad and rho_c
                                              `_cubic*`, `_warp_numba`, `_warp_torch`
   §4.3 estimateU (threshold cases in order, divergence border cases), estimateDualVariables (forward differences,
        hypot, real divisions) ............. `_sweep_numba`, `_estimate_u_torch`, `_dual_torch`
   §4.4 odd-iteration stopping schedule, float64 sums, repeated prevError -= scaledEps, per pair
                                              `_tvl1_pair_numba`, `_inner_loop_torch`
+  (the same sections on CUDA) .............. tvl1_triton.py
   §5 output: channel 0 = u1 = x, channel 1 = u2 = y, I1(x + u1, y + u2) ≈ I0(x, y)
 
 Quirks kept: the duals are reset per level, not per warp; the upsampled flow is scaled by 1/scaleStep = 1.25, not by
@@ -93,6 +100,11 @@ def resize_coeffs(src: int, dst: int, k: np.float32) -> tuple[np.ndarray, np.nda
     return np.minimum(i1, src - 1), np.minimum(i1 + 1, src - 1), a0, a1
 
 
+def _up_factor(scale_step: float) -> np.float32:
+    """§4.1: the upsampled flow is multiplied by f32(1/scaleStep) (1.25 for 0.8), not by the true size ratio."""
+    return np.float32(1.0 / scale_step)
+
+
 def _resize_k(src: int, dst: int, scale: float | None) -> np.float32:
     """The kernel's step k = f32(1/f) (§3): f = the user's factor, or dst/src (double) when a size is asked for."""
     f = scale if scale is not None else dst / src
@@ -135,8 +147,9 @@ def tvl1(
     prev, next: uint8 or float (values on 0..255) [B, H, W] or [H, W], torch (any device) or numpy.
     → float32 flow [B, 2, H, W] (or [2, H, W]) on the input's device: channel 0 = u1 = x (+right), channel 1 = u2 =
     y (+down), in pixels, such that next(x + u1, y + u2) ≈ prev(x, y). Every pair has its own stopping schedule.
-    backend: "auto" (numba on CPU, torch elsewhere), "numba" (CPU tensors) or "torch" (any device; on CPU it is the
-    tested twin of the CUDA path). threads: CPU threads of the numba backend, one pair each (default: all cores).
+    backend: "auto" (numba on CPU; triton on CUDA when importable, else torch), "numba" (CPU tensors), "torch" (any
+    device; the readable tensor-op version) or "triton" (CUDA tensors; CPU only under TRITON_INTERPRET=1, for tests).
+    threads: CPU threads of the numba backend, one pair each (default: all cores).
     return_iterations=True also returns the inner iterations run per warp, int32 [B, levels, warps] (or
     [levels, warps]); level 0 = full resolution, the levels are those `pyramid_sizes` keeps.
     """
@@ -151,7 +164,7 @@ def tvl1(
         raise ValueError(f"tvl1: nscales {nscales}, warps {warps}, iterations {iterations}: out of range")
     unbatched = a.dim() == 2
     a, b = (a[None].float(), b[None].float()) if unbatched else (a.float(), b.float())
-    backend = ("numba" if a.device.type == "cpu" else "torch") if backend == "auto" else backend
+    backend = _auto_backend(a.device) if backend == "auto" else backend
     sizes = pyramid_sizes(a.shape[1], a.shape[2], nscales, scale_step)
     consts = (*_constants(tau, lambda_, theta), float(epsilon), int(warps), int(iterations))
     if backend == "numba":
@@ -160,10 +173,30 @@ def tvl1(
         flow, iters = _tvl1_numba(a, b, sizes, scale_step, consts, threads)
     elif backend == "torch":
         flow, iters = _tvl1_torch(a, b, sizes, scale_step, consts)
+    elif backend == "triton":
+        if a.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+            raise ValueError(f"tvl1: backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1), got {a.device}")
+        import tvl1_triton  # lazily: CPU users need no triton
+
+        flow, iters = tvl1_triton.tvl1_triton(a.contiguous(), b.contiguous(), sizes, scale_step, consts)
     else:
-        raise ValueError(f"tvl1: unknown backend {backend!r} (auto, numba, torch)")
+        raise ValueError(f"tvl1: unknown backend {backend!r} (auto, numba, torch, triton)")
     flow, iters = (flow[0], iters[0]) if unbatched else (flow, iters)
     return (flow, iters) if return_iterations else flow
+
+
+def _auto_backend(device: torch.device) -> str:
+    """numba on CPU; on CUDA the fused Triton kernels when triton imports, else the torch ops."""
+    if device.type == "cpu":
+        return "numba"
+    if device.type == "cuda":
+        try:
+            import triton  # noqa: F401
+
+            return "triton"
+        except ImportError:
+            pass
+    return "torch"
 
 
 # --- CPU: numba ---------------------------------------------------------------------------------------------------
@@ -184,7 +217,17 @@ def _tvl1_numba(a: torch.Tensor, b: torch.Tensor, sizes, scale_step: float, cons
     coeffs, offsets = _flat_plan(_level_plan(sizes, scale_step))
     flow = np.empty((len(i0), 2, *i0.shape[1:]), np.float32)
     iters = np.zeros((len(i0), len(sizes), warps), np.int32)
-    args = (np.asarray(sizes, np.int64), *coeffs, offsets, l_t, taut, theta, epsilon, iterations)
+    args = (
+        np.asarray(sizes, np.int64),
+        *coeffs,
+        offsets,
+        l_t,
+        taut,
+        theta,
+        epsilon,
+        iterations,
+        _up_factor(scale_step),
+    )
 
     def pair(k: int) -> None:
         _tvl1_pair_numba(i0[k], i1[k], args, flow[k], iters[k])
@@ -239,7 +282,7 @@ def _axes(args, step, col):
 def _tvl1_pair_numba(i0, i1, args, flow, iters):
     """§3–§5 for one pair: i0, i1 [H, W] → flow [2, H, W], iters [levels, warps] (inner iterations per warp)."""
     sizes = args[0]
-    l_t, taut, theta, epsilon, iterations = args[10:]
+    l_t, taut, theta, epsilon, iterations, up = args[10:]
     levels = sizes.shape[0]
     warps = iters.shape[1]
     pyr0 = [i0]
@@ -281,8 +324,8 @@ def _tvl1_pair_numba(i0, i1, args, flow, iters):
             iters[s, wi] = n
         if s > 0:  # §4.1: resize to the finer level's size, then ×(1/scale_step)
             cy, cx = _axes(args, s - 1, 2)
-            u1 = _resize_numba(u1, cy, cx) * np.float32(1.25)
-            u2 = _resize_numba(u2, cy, cx) * np.float32(1.25)
+            u1 = _resize_numba(u1, cy, cx) * up
+            u2 = _resize_numba(u2, cy, cx) * up
     flow[0] = u1
     flow[1] = u2
 
@@ -499,7 +542,7 @@ def _tvl1_torch(a: torch.Tensor, b: torch.Tensor, sizes, scale_step: float, cons
             u, p, iters[:, s, wi] = _inner_loop_torch(u, p, data, l_t, taut, theta, epsilon, iterations, scaled_eps)
         if s > 0:
             cy, cx = plan["up_y"][s - 1], plan["up_x"][s - 1]
-            u = _resize_torch(u.flatten(0, 1), cy, cx).view(batch, 2, *sizes[s - 1]) * 1.25
+            u = _resize_torch(u.flatten(0, 1), cy, cx).view(batch, 2, *sizes[s - 1]) * float(_up_factor(scale_step))
     return u, iters
 
 

@@ -156,6 +156,11 @@ CASES = {  # name: (pair maker, keyword arguments)
     "shift": (lambda rf: synthetic_pair(28, 36, 0.6, -0.35), {}),  # 28×36 → 22×29 → 18×23, then <16: 3 levels
     "border": (lambda rf: synthetic_pair(24, 32, 2.7, 1.9, seed=5), {"warps": 2}),  # content leaves the image
     "thin": (lambda rf: synthetic_pair(17, 40, -0.8, 0.3, seed=2), {"warps": 3}),  # one level (17 → 14 rows)
+    # another pyramid factor: 24×30 → 17×21, the flow upsampled × f32(1/0.7), not × 1.25
+    "scale_step": (
+        lambda rf: synthetic_pair(24, 30, 0.6, 0.4, seed=3),
+        {"scale_step": 0.7, "warps": 2, "iterations": 40},
+    ),
     "real_camera": (
         lambda rf: (rf[0][32:64, 100:140], rf[1][32:64, 100:140]),
         {"warps": 3, "iterations": 80},
