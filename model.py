@@ -380,8 +380,9 @@ def _rows_numba(
     if `refine`) and each snippet's §5 weight (w_k / max(Σ w·M, 1) where M = 1, 1 / max(Σ (1 - M), 1) where M = 0),
     and logits [2, N, C] with §5's act and bkg (Σ over the row of cas · weight, split by M).
 
-    One thread: numba's OpenMP threads and PyTorch's are two runtimes whose idle threads spin for milliseconds after
-    each parallel region, so on a small machine a parallel kernel between two torch ops ran slower, not faster."""
+    One thread, on purpose: numba's OpenMP pool and PyTorch's are two runtimes whose idle threads spin after each
+    parallel region and fight over the cores. On the shared 2-core machine a 2-thread version of this kernel made
+    §3–§6 (N 128, T 80, C 200) 2-3x slower in median under load; it won only at quiet moments (~1.4x)."""
     n_vid, t_len, n_cls = seg.shape
     inv_ranks = ranks[0] / ranks  # 1/(k+1), IEEE-rounded in seg's dtype
     w = 1.0 / np.arange(2, t_len + 2)  # 1/(k+2), float64

@@ -6,8 +6,8 @@ run. It follows the structure SPEC describes for the published code:
   the cross-modal attention permutes to [N, T, D], takes softmax(Aᵀ) on the transposed view, and permutes back.
 - §3 clustering: one stable sort, then a Python loop over the T sorted positions, each step a few tensor ops on all
   (video, class) rows at once.
-- §4 refining: a Python loop over classes and, inside it, over the videos of the batch, with tensor ops on each
-  row (sort, boolean indexing, cumsum, an `int()` of J).
+- §4 refining: one sort of the batch, then a Python loop over classes and, inside it, over the videos of the batch,
+  with a few tensor ops on each row (weighted sums, boolean indexing, cumsum, an `int()` of J).
 - §5 video scores: a sort, gathers and weighted sums over the batch; §6 losses as written in SPEC.
 The state-dict names are SPEC §2.5's, so one state-dict loads into this and into model.ACRNet.
 """
@@ -120,21 +120,22 @@ def temporal_clustering(seg_score: Tensor) -> Tensor:
 def refine_mask(seg_score: Tensor, mask: Tensor, cas: Tensor) -> Tensor:
     """§4 as a Python loop over classes and videos, tensor ops per (video, class) row: [N, T, C] → [N, T, C]."""
     n, t, c = seg_score.shape
+    vals, idx = seg_score.sort(dim=1, descending=True, stable=True)
+    sorted_mask, sorted_cas = mask.gather(1, idx), cas.gather(1, idx)
     w = 1 / torch.arange(2, t + 2, dtype=seg_score.dtype, device=seg_score.device)
     refined = torch.zeros_like(mask)
     for j in range(c):
         for i in range(n):
-            s, order = seg_score[i, :, j].sort(descending=True, stable=True)
-            m, a = mask[i, order, j], cas[i, order, j]
-            ref = (a * w * m).sum() / (w * m).sum().clamp(min=1)
+            m, a = sorted_mask[i, :, j], sorted_cas[i, :, j]
+            wm = w * m
+            ref = (a * wm).sum() / wm.sum().clamp(min=1)
             pos = m > 0
-            a_pos, s_pos = a[pos], s[pos]
+            a_pos, s_pos = a[pos], vals[i, :, j][pos]
             if len(a_pos) == 0:
-                threshold = 0.0
-            else:
-                means = a_pos.cumsum(0) / torch.arange(1, len(a_pos) + 1, device=a.device)
-                big_j = int((means >= ref).sum())
-                threshold = s_pos[big_j - 1] if big_j >= 1 else s_pos[-1]
+                continue
+            means = a_pos.cumsum(0) / torch.arange(1, len(a_pos) + 1, device=a.device)
+            big_j = int((means >= ref).sum())
+            threshold = s_pos[big_j - 1] if big_j >= 1 else s_pos[-1]
             refined[i, :, j] = mask[i, :, j] * (seg_score[i, :, j] >= threshold)
     return refined
 
