@@ -418,20 +418,26 @@ def bench_model(args: argparse.Namespace) -> None:
             loss.backward()
             results["authors"] = (loss.detach(), mask)
 
-        med = interleaved_medians({"ours": ours, "authors": authors}, 3 if args.quick else 5, dev.type)
-        same = (results["ours"][0] - results["authors"][0]).abs().item() < 1e-5
-        same_mask = torch.equal(results["ours"][1], results["authors"][1])
-        print(
-            f"{name:<15} {f'N{n} T{t} C{c}':<14} {med['ours'] * 1e3:9.1f} {med['authors'] * 1e3:11.1f} "
-            f"{med['authors'] / med['ours']:6.1f}x  {same} / {same_mask}"
-        )
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            med = interleaved_medians({"ours": ours, "authors": authors}, 3 if args.quick else 5, dev.type)
+            same = (results["ours"][0] - results["authors"][0]).abs().item() < 1e-5
+            same_mask = torch.equal(results["ours"][1], results["authors"][1])
+            print(
+                f"{name:<15} {f'N{n} T{t} C{c}':<14} {threads:>7} {med['ours'] * 1e3:9.1f} "
+                f"{med['authors'] * 1e3:11.1f} {med['authors'] / med['ours']:6.1f}x  {same} / {same_mask}"
+            )
 
-    print(f"{'config':<15} {'shape':<14} {'ours ms':>9} {'authors ms':>11} {'ratio':>7}  same loss / masks")
+    # PyTorch's default threads, and one thread (on a busy machine every multi-threaded op waits for a free core)
+    default_threads = torch.get_num_threads()
+    thread_counts = [default_threads] + ([1] if default_threads > 1 and dev.type == "cpu" else [])
+    print(
+        f"{'config':<15} {'shape':<14} {'threads':>7} {'ours ms':>9} {'authors ms':>11} {'ratio':>7}  same loss / masks"
+    )
     for config in configs:
         compare(*config)
-    print(
-        f"forward + losses + backward of §3–§6 from network outputs; {torch.get_num_threads()} threads, {_load_note()}"
-    )
+    torch.set_num_threads(default_threads)
+    print(f"forward + losses + backward of §3–§6 from network outputs; {_load_note()}")
 
 
 @section("step")
