@@ -8,6 +8,8 @@ Record the printed tables (with the machine) in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -571,76 +573,170 @@ def bench_postprocess(args: argparse.Namespace) -> None:
     print(f"mAP@{cols} AVG: " + " ".join(f"{100 * m:.2f}" for m in [*fast_map, fast_map.mean()]))
 
 
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, device: str) -> dict[str, float]:
+    """Median wall time (s) of each fn, called in turn within each round (after one warm-up round), so a machine's
+    changing load hits every candidate alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for rnd in range(repeat + 1):
+        for name, fn in fns.items():
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if rnd:
+                times[name].append(time.perf_counter() - t0)
+    return {name: sorted(ts)[len(ts) // 2] for name, ts in times.items()}
+
+
+def _load_note() -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"load average {load:.1f} on {os.cpu_count()} cores"
+
+
 @section("model")
 def bench_model(args: argparse.Namespace) -> None:
-    """ACRNet (SPEC §2–§6): a training step, and the §3–§6 part against the per-video, per-class loop oracle."""
-    import functools
-
+    """ACRNet's own steps, SPEC §3–§6 (clustering, refining, video scores, both losses, their backward pass), against
+    the authors' implementation as written (tests/authors_acrnet.py: §3 a T-step loop of tensor ops, §4 a Python loop
+    over classes and videos), same inputs, interleaved rounds, medians."""
     tests_on_path()
-    import reference_model as R
+    import authors_acrnet as A
 
     import model as M
 
-    def heads_and_losses(seg, cas, aas, label):  # §3–§6 as the forward pass and acrnet_loss run them
-        mask, act, bkg = M.clustered_scores(seg, cas)
-        return M.acrnet_loss(M.ACRNetOutput(act, bkg, seg, mask, aas[:, :, 0], aas[:, :, 1], cas), label)[0]
-
-    def oracle(seg, cas, aas, label):
-        chain = R.heads_and_scores(seg, cas)
-        R.cls_loss(chain["act_score"], chain["bkg_score"], label)
-        for k in range(2):
-            R.gce_loss(aas[:, :, k, 0], chain["seg_mask"], label)
-
-    def train_step(net, x, label):
-        net.zero_grad(set_to_none=True)
-        loss, _ = M.acrnet_loss(net(x), label)
-        loss.backward()
-
     dev = torch.device(args.device)
-    cuda = dev.type == "cuda"
-    repeat = 3 if args.quick else 10
-    # (name, N for §3–§6, T, C, pool, N for the full step): the full step uses a smaller N on CPU
-    configs = [
-        ("THUMOS14", 32, 750, 20, False, 32 if cuda else 4),
-        ("ActivityNet1.3", 128, 80, 200, True, 128 if cuda else 16),
-    ]
+    configs = [("ActivityNet1.3", 128, 80, 200), ("THUMOS14", 32, 750, 20)]
     if args.quick:
-        configs = [("THUMOS14", 4, 100, 20, False, 2), ("ActivityNet1.3", 8, 80, 200, True, 2)]
-    rows = []
-    for name, n, t, c, pool, n_step in configs:
+        configs = [("ActivityNet1.3", 8, 80, 200), ("THUMOS14", 4, 100, 20)]
+
+    def compare(name: str, n: int, t: int, c: int) -> None:
         g = torch.Generator().manual_seed(0)
         cas = torch.randn(n, t, c, generator=g) * 3
         aas = torch.rand(n, t, 2, 1, generator=g)
         seg = (cas.softmax(-1) + aas.mean(2)) / 2
         label = (torch.rand(n, c, generator=g) < 2 / c).float()
         label[torch.arange(n), torch.randint(c, (n,), generator=g)] = 1
-        inputs = [v.to(dev) for v in (seg, cas, aas, label)]
-        shape = f"N{n} T{t} C{c}"
-        fast = functools.partial(heads_and_losses, *inputs)
-        t_fast = timeit(fast, repeat=repeat, warmup=2, device=args.device)
-        t_oracle = timeit(functools.partial(oracle, *(v.numpy() for v in (seg, cas, aas, label))), repeat=1, warmup=0)
-        rows.append((name, f"§3-§6 {shape}", t_fast, t_oracle))
-        clustering = functools.partial(M.temporal_clustering, inputs[0])  # stable sort + scan + scatter back
-        t_clustering = timeit(clustering, repeat=repeat, warmup=2, device=args.device)
-        rows.append((name, f"§3 clustering only {shape}", t_clustering, None))
+        seg, aas, label = seg.to(dev), aas.to(dev), label.to(dev)
+        cas = M.conv_memory(cas.to(dev))  # stored as the network's last convolution leaves it on this device
+        results = {}
 
+        def ours() -> None:
+            logits, streams = cas.detach().requires_grad_(), aas.detach().requires_grad_()
+            mask, act, bkg = M.clustered_scores(seg, logits)
+            out = M.ACRNetOutput(act, bkg, seg, mask, streams[:, :, 0], streams[:, :, 1], logits)
+            loss = M.acrnet_loss(out, label)[0]
+            loss.backward()
+            results["ours"] = (loss.detach(), mask)
+
+        def authors() -> None:
+            logits, streams = cas.detach().requires_grad_(), aas.detach().requires_grad_()
+            mask = A.refine_mask(seg, A.temporal_clustering(seg), logits)
+            act, bkg = A.video_scores(seg, mask, logits)
+            out = {"act_score": act, "bkg_score": bkg, "seg_mask": mask, "aas_rgb": streams[:, :, 0]}
+            loss = A.total_loss({**out, "aas_flow": streams[:, :, 1]}, label)
+            loss.backward()
+            results["authors"] = (loss.detach(), mask)
+
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            med = interleaved_medians({"ours": ours, "authors": authors}, 3 if args.quick else 5, dev.type)
+            same = (results["ours"][0] - results["authors"][0]).abs().item() < 1e-5
+            same_mask = torch.equal(results["ours"][1], results["authors"][1])
+            print(
+                f"{name:<15} {f'N{n} T{t} C{c}':<14} {threads:>7} {med['ours'] * 1e3:9.1f} "
+                f"{med['authors'] * 1e3:11.1f} {med['authors'] / med['ours']:6.1f}x  {same} / {same_mask}"
+            )
+
+    # PyTorch's default threads, and one thread (on a busy machine every multi-threaded op waits for a free core)
+    default_threads = torch.get_num_threads()
+    thread_counts = [default_threads] + ([1] if default_threads > 1 and dev.type == "cpu" else [])
+    print(
+        f"{'config':<15} {'shape':<14} {'threads':>7} {'ours ms':>9} {'authors ms':>11} {'ratio':>7}  same loss / masks"
+    )
+    for config in configs:
+        compare(*config)
+    torch.set_num_threads(default_threads)
+    print(f"forward + losses + backward of §3–§6 from network outputs; {_load_note()}")
+
+
+@section("step")
+def bench_step(args: argparse.Namespace) -> None:
+    """A whole training step (forward, losses, backward, Adam) of model.ACRNet (fused Adam, as main.py), once per
+    memory layout (model.LAYOUTS; the device's own is marked *), against the authors' network and losses
+    (tests/authors_acrnet.py: channel-first Conv1d, their attention and loops; default Adam) with the same weights and
+    inputs, interleaved rounds, medians."""
+    import contextlib
+
+    tests_on_path()
+    import authors_acrnet as A
+
+    import model as M
+
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    configs = [("THUMOS14", 32 if cuda else 8, 750, 20, False), ("ActivityNet1.3", 128 if cuda else 32, 80, 200, True)]
+    if args.quick:
+        configs = [("THUMOS14", 2, 64, 20, False), ("ActivityNet1.3", 4, 40, 200, True)]
+    layouts = {
+        "time-major convs, softmax on copy": M.Layout(True, True),
+        "channel-first convs, softmax dim -2": M.Layout(False, False),
+    }
+    if not args.quick:
+        layouts |= {
+            "time-major convs, softmax dim -2": M.Layout(True, False),
+            "channel-first convs, softmax on copy": M.Layout(False, True),
+        }
+    own = M.layout_of(torch.empty(0, device=dev))
+
+    @contextlib.contextmanager
+    def layout(chosen: M.Layout):
+        before = M.LAYOUTS.get(dev.type)
+        M.LAYOUTS[dev.type] = chosen
+        try:
+            yield
+        finally:
+            M.LAYOUTS[dev.type] = before
+
+    def compare(name: str, n: int, t: int, c: int, pool: bool) -> None:
         torch.manual_seed(0)
         net = M.ACRNet(c, pool=pool).to(dev).train()
-        step = functools.partial(train_step, net, torch.randn(n_step, t, 2048, device=dev), inputs[3][:n_step])
-        t_step = timeit(step, repeat=repeat, warmup=2, device=args.device)
-        rows.append((name, f"train step fwd+loss+bwd N{n_step} T{t} C{c}", t_step, None))
-        if cuda:  # PyTorch runs fp32 matmuls in full fp32 by default (convs already use TF32 through cuDNN)
+        authors = A.AuthorsACRNet(c, pool=pool).to(dev).train()
+        authors.load_state_dict(net.state_dict())
+        x = torch.randn(n, t, 2048, device=dev)
+        label = torch.zeros(n, c, device=dev)
+        label[:, 0] = 1
+        opt = torch.optim.Adam(net.parameters(), lr=1e-4, weight_decay=1e-3, fused=True)
+        opt_authors = torch.optim.Adam(authors.parameters(), lr=1e-4, weight_decay=1e-3)
+
+        def ours_step(chosen: M.Layout) -> None:
+            with layout(chosen):
+                loss, _ = M.acrnet_loss(net(x), label)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+        def authors_step() -> None:
+            loss = A.total_loss(authors(x), label)
+            opt_authors.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_authors.step()
+
+        fns = {f"ours, {k}{' *' if v == own else ''}": functools.partial(ours_step, v) for k, v in layouts.items()}
+        med = interleaved_medians({**fns, "authors": authors_step}, 3 if args.quick else 5, dev.type)
+        print(f"{name} N{n} T{t} C{c}: whole training step, median of interleaved rounds")
+        for k, s in med.items():
+            print(f"  {k:<46} {s * 1e3:9.1f} ms  {med['authors'] / s:5.2f}x the authors'")
+        if cuda:  # PyTorch runs fp32 matmuls in full fp32 by default (convolutions already use TF32 through cuDNN)
             before = torch.get_float32_matmul_precision()
             torch.set_float32_matmul_precision("high")
-            t_step = timeit(step, repeat=repeat, warmup=2, device=args.device)
+            s = interleaved_medians({"tf32": functools.partial(ours_step, own)}, 5, dev.type)["tf32"]
             torch.set_float32_matmul_precision(before)
-            rows.append((name, "  same, TF32 matmuls (precision 'high')", t_step, None))
+            print(f"  {'ours *, TF32 matmuls (precision high)':<46} {s * 1e3:9.1f} ms")
 
-    print(f"{'config':<15} {'what':<44} {'fast ms':>10} {'oracle ms':>11} {'speed-up':>9}")
-    for name, what, fast_s, ref_s in rows:
-        ref_ms, ratio = (f"{ref_s * 1e3:.1f}", f"{ref_s / fast_s:.0f}x") if ref_s else ("", "")
-        print(f"{name:<15} {what:<44} {fast_s * 1e3:10.2f} {ref_ms:>11} {ratio:>9}")
-    print("oracle = tests/reference_model.py (Python loops over videos, classes, snippets; CPU, one run)")
+    for config in configs:
+        compare(*config)
+    print(f"* = this device's layout in model.LAYOUTS; {torch.get_num_threads()} threads, {_load_note()}")
 
 
 @section("dataset")

@@ -1,17 +1,22 @@
 """ACRNet: the network (SPEC §2), adaptive clustering (§3), cluster refining (§4), video scores (§5), losses (§6).
 
 Shapes: N videos, T snippets, C classes, D = 1024 channels per modality, H = 4 heads. Tensors are [N, T, ·]
-(time-major) at the interface and inside the network too: its Conv1d layers run as channels-last convolutions
-(`conv_time_major`), which is what cuDNN's fast kernels want, so no [N, D, T] copies are ever made.
+(time-major) at the interface and inside the network too. Only their *memory* layout depends on the device, through
+one switch, `LAYOUTS` (a `Layout` per device type, chosen by measurement): on CUDA the activations stay time-major in
+memory and the Conv1d layers run as channels-last 2-D convolutions (cuDNN's NHWC kernels); on CPU they are stored
+channel-first ([N, D, T] memory under the [N, T, D] view) so oneDNN runs plain Conv1d, whose backward is faster
+there. The code path is the same; `conv_time_major` and `conv_memory` are where the two layouts differ.
 
-§3–§5 treat every (video n, class c) pair as a row of T scores, all sorted the same way: by seg_score, descending,
-stable, so each step's core works on sorted rows [N, C, T] (`_cluster_sorted`, `_threshold_sorted`,
-`_scores_sorted`); `clustered_scores` chains them with one sort for the forward pass, and the public per-step
-functions wrap them for [N, T, C] tensors. §4's running sums are added in order on CPU and CUDA
-(`_sequential_cumsum_`), so its float comparisons are decided exactly like a plain loop on either device.
-
-The §3 scan is sequential within a row: numba on CPU, a Triton kernel on CUDA (one program per row). triton is
-imported lazily so CPU users without it are unaffected.
+§3–§5 treat every (video n, class c) pair as a row of T scores, sorted by seg_score, descending, stable. Every step
+produces the same row results (`_Rows`, in snippet order): the mask, each snippet's §5 weight, and §5's act and bkg
+logits, so the gradient path of §5 is one custom autograd function (`_VideoLogits`) on any device. Two
+implementations compute them, one per device, chosen in `_row_results`:
+- CPU: one numba kernel walks each row once (radix argsort, §3 scan, §4 threshold, §5 weights and logits), with no
+  sort / gather / scatter round trips through [N, T, C] tensors (`_rows_numba`).
+- CUDA: torch ops on sorted rows [N, C, T] (`_threshold_sorted`) and a Triton kernel for the sequential §3 scan, one
+  program per row (`_cluster_sorted`); triton is imported lazily so CPU users without it are unaffected. §4's running
+  sums are added in order (`_sequential_cumsum_`), so its float comparisons are decided like a plain loop's.
+Both decide every comparison exactly as a plain loop in the spec's order does (§3 in the input dtype, §4 in float64).
 """
 
 from __future__ import annotations
@@ -40,6 +45,33 @@ class ACRNetOutput(NamedTuple):
     aas_rgb: Tensor  # [N, T, 1] RGB actionness in (0, 1)
     aas_flow: Tensor  # [N, T, 1] flow actionness in (0, 1)
     cas: Tensor  # [N, T, C] class logits cas_rgb + cas_flow
+
+
+# --- memory layout per device (the one switch; same numbers either way) ----------------------------------------------
+
+
+class Layout(NamedTuple):
+    """Where the network's [N, T, ·] activations sit in memory, and how two layout-sensitive ops run, on one device."""
+
+    channels_last_conv: bool  # True: [N, T, D] memory, Conv1d as channels-last conv2d; False: [N, D, T], plain Conv1d
+    softmax_on_copy: bool  # softmax(Aᵀ): True: last-axis softmax of a contiguous copy of Aᵀ; False: softmax over -2
+
+
+# Chosen by measurement (`python bench.py step`; docs/model.md): cuDNN on an H200 wants NHWC convolutions and the
+# copied softmax; on CPU oneDNN's k=3 convolution backward runs ~1.8x faster channel-first at T 750.
+LAYOUTS: dict[str, Layout] = {"cuda": Layout(True, True), "cpu": Layout(False, False)}
+
+
+def layout_of(x: Tensor) -> Layout:
+    """The layout for x's device type (a device not listed gets the CPU one)."""
+    return LAYOUTS.get(x.device.type, LAYOUTS["cpu"])
+
+
+def conv_memory(x: Tensor) -> Tensor:
+    """x [N, T, D] → the same values [N, T, D], stored as this device's convolutions read them (one copy at most)."""
+    if layout_of(x).channels_last_conv:
+        return x.contiguous()
+    return x.transpose(1, 2).contiguous().transpose(1, 2)  # [N, D, T] memory under the [N, T, D] view
 
 
 # --- §2 network ----------------------------------------------------------------------------------------------------
@@ -74,18 +106,28 @@ class CrossModalAttention(nn.Module):
         pf = F.normalize(torch.einsum("ntd,hdk->nhtk", f, self.flow_proj).contiguous(), dim=-1)
         a = pr @ self.atte @ pf.transpose(-1, -2)  # [N, H, T, T]: the only cross-modal step
         wr = a.softmax(dim=-1)
-        wf = a.transpose(-1, -2).contiguous().softmax(dim=-1)  # copy + last-axis softmax beats softmax(dim=-2) on CUDA
+        wf = softmax_transposed(a)
         er = F.gelu(wr @ pr)  # quirk: each modality attends over its *own* projected features
         ef = F.gelu(wf @ pf)
         return torch.tanh(merge_heads(er) + r), torch.tanh(merge_heads(ef) + f)
 
 
+def softmax_transposed(a: Tensor) -> Tensor:
+    """softmax(Aᵀ) over the last axis, Aᵀ swapping the last two axes of a [..., T, T] → [..., T, T]."""
+    if layout_of(a).softmax_on_copy:  # CUDA: copy + last-axis softmax beats softmax(dim=-2)
+        return a.transpose(-1, -2).contiguous().softmax(dim=-1)
+    return a.softmax(dim=-2).transpose(-1, -2)  # CPU: no copy, forward or backward
+
+
 def conv_time_major(conv: nn.Conv1d, x: Tensor) -> Tensor:
     """`conv` applied over T to time-major x [N, T, Cin] → [N, T, Cout]; same numbers as conv(x.transpose(1, 2)).
 
-    Run as a channels-last 2-D convolution: [N, T, C] memory *is* channels-last [N, C, 1, T], so cuDNN's NHWC
-    kernels read and write it in place instead of transposing to [N, C, T] and back around every layer.
+    Channels-last layout: a 2-D convolution, as [N, T, C] memory *is* channels-last [N, C, 1, T], so cuDNN's NHWC
+    kernels read and write it in place instead of transposing to [N, C, T] and back around every layer. Otherwise
+    a plain Conv1d on the [N, C, T] view, which is contiguous when x was stored by `conv_memory`.
     """
+    if not layout_of(x).channels_last_conv:
+        return conv(x.transpose(1, 2)).transpose(1, 2)
     w = conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # [Cout, Cin, 1, k]
     y = F.conv2d(x.transpose(1, 2).unsqueeze(2), w, conv.bias, padding=(0, conv.padding[0]))
     return y.squeeze(2).transpose(1, 2)
@@ -154,6 +196,7 @@ class ACRNet(nn.Module):
         if x.dim() != 3 or x.shape[-1] != 2 * FEATURE_DIM:
             raise ValueError(f"ACRNet input must be [N, T, {2 * FEATURE_DIM}], got {list(x.shape)}")
         r, f = self.mca(x[..., :FEATURE_DIM], x[..., FEATURE_DIM:])  # [N, T, D] each
+        r, f = conv_memory(r), conv_memory(f)  # every layer below reads them: store them once as the convs want
         r_out = self.rgb_bwa(r, f)  # both blocks read the §2.1 outputs, not each other's
         f_out = self.flow_bwa(f, r)
         cas = run_time_major(self.cas_rgb_encoder, r_out) + run_time_major(self.cas_flow_encoder, f_out)  # [N, T, C]
@@ -165,12 +208,249 @@ class ACRNet(nn.Module):
         return ACRNetOutput(act_score, bkg_score, seg_score, mask, aas_rgb, aas_flow, cas)
 
 
-# --- §3 action-aware adaptive clustering -------------------------------------------------------------------------
+# --- §3–§5: every (video n, class c) pair is a row of T snippets, sorted by seg_score (descending, stable) ------------
 
 
 def _rows(x: Tensor) -> Tensor:
     """[N, T, C] → [N, C, T] contiguous: one row of T snippets per (video, class)."""
     return x.detach().transpose(1, 2).contiguous()
+
+
+@numba.njit(cache=True)
+def _scan_row(v: np.ndarray, ranks: np.ndarray, inv_ranks: np.ndarray, m: np.ndarray) -> None:  # pragma: no cover
+    """§3 steps 2–4 on one row. v [T] sorted descending; ranks[k] = k+1 and inv_ranks[k] = 1/(k+1) in v's dtype (so
+    every operation below stays in that dtype, IEEE-rounded, in the spec's order); m [T] zeros → 1 where positive."""
+    t_len = len(v)
+    one = ranks[0]
+    m[0] = one
+    p, w = v[0], one  # positive cluster: rank-weighted sum and weight
+    q, cnt = v[t_len - 1], one  # negative cluster: plain sum and count
+    pc, nc = p / w, q / cnt  # the centres; each is recomputed only when its cluster changes (same values)
+    for k in range(1, t_len - 1):
+        if abs(v[k] - pc) <= abs(v[k] - nc):  # ties go positive
+            w += inv_ranks[k]
+            p += v[k] / ranks[k]  # a true division, as the spec writes it (not v times 1/(k+1))
+            pc = p / w
+            m[k] = one
+        else:
+            cnt += one
+            q += v[k]
+            nc = q / cnt
+
+
+@numba.njit(cache=True)
+def _refine_row(v: np.ndarray, a: np.ndarray, w: np.ndarray, m: np.ndarray) -> None:  # pragma: no cover (jit)
+    """§4 on one row, in place: v [T] scores sorted descending, a [T] logits and m [T] 0/1 mask in that order;
+    w [T] = 1/(k+2) in float64. ref and the running means m_j are float64, summed in sorted order (the decisions of
+    a plain float64 loop)."""
+    num = den = 0.0
+    for k in range(len(v)):
+        if m[k] > 0:
+            num += np.float64(a[k]) * w[k]
+            den += w[k]
+    ref = num / max(den, 1.0)  # Σ a·w·M / max(Σ w·M, 1)
+    total, j, big_j, last = 0.0, 0, 0, -1
+    for k in range(len(v)):
+        if m[k] > 0:
+            j += 1
+            total += np.float64(a[k])
+            if total / j >= ref:  # J counts every j with m_j ≥ ref, not a prefix
+                big_j += 1
+            last = k
+    if last < 0:  # no positives: nothing to refine
+        return
+    at, j = last, 0  # quirk: J = 0 takes s_P, the smallest positive score
+    if big_j > 0:  # else the J-th positive's score s_J
+        for k in range(len(v)):
+            if m[k] > 0:
+                j += 1
+                if j == big_j:
+                    at = k
+                    break
+    threshold = v[at]
+    for k in range(len(v)):
+        if not v[k] >= threshold:
+            m[k] = 0
+
+
+@numba.njit(cache=True)
+def _desc_keys(bits: np.ndarray, sign: np.uint64, full: np.uint64, keys: np.ndarray) -> None:  # pragma: no cover
+    """Float bit patterns [T] → uint64 keys [T] whose ascending order is the floats' descending order."""
+    for t in range(len(bits)):
+        b = np.uint64(bits[t])
+        if b == sign:  # -0.0 sorts as +0.0 (they compare equal)
+            b = np.uint64(0)
+        ascending = b ^ sign if b < sign else b ^ full  # unsigned order of these = the floats' order
+        keys[t] = full - ascending
+
+
+@numba.njit(cache=True)
+def _lsd_radix(keys: np.ndarray, idx: np.ndarray, count: np.ndarray, diff: np.uint64) -> int:  # pragma: no cover
+    """Stable LSD radix sort of keys[0] (uint64, carrying idx[0] along), 8 bits a pass; digits where `diff` (the bits
+    in which keys differ) is 0 are skipped. Ping-pongs between rows 0 and 1 of keys, idx [2, T]; returns the row
+    holding the result."""
+    src = 0
+    for shift in range(0, 64, 8):
+        s = np.uint64(shift)
+        if (diff >> s) & np.uint64(255) == 0:
+            continue
+        count[:] = 0
+        for t in range(keys.shape[1]):
+            count[(keys[src, t] >> s) & np.uint64(255)] += 1
+        total = 0
+        for d in range(256):
+            total, count[d] = total + count[d], total
+        for t in range(keys.shape[1]):
+            d = (keys[src, t] >> s) & np.uint64(255)
+            keys[1 - src, count[d]] = keys[src, t]
+            idx[1 - src, count[d]] = idx[src, t]
+            count[d] += 1
+        src = 1 - src
+    return src
+
+
+@numba.njit(cache=True)
+def _argsort_desc(
+    v: np.ndarray, order: np.ndarray, keys: np.ndarray, idx: np.ndarray, count: np.ndarray
+) -> None:  # pragma: no cover (jit)
+    """order[k] ← position of v's k-th largest value; equal values keep their order (a stable sort). v [T] finite,
+    float32 or float64, contiguous; keys [2, T] uint64, idx [2, T] int64 and count [256] int64 are scratch.
+
+    A radix sort of the float bits as unsigned keys: one pass buckets the row by the 8 highest bits in which its keys
+    differ and an insertion sort finishes inside the buckets; a row with a bucket of over 16 keys (crowded values)
+    takes a full LSD radix sort instead. On this project's rows ~1.7x (T 80) faster than the LSD sort alone, which
+    is 2x (T 80) to 4x (T 750) faster than numba's stable argsort."""
+    n = len(v)
+    sign = np.uint64(1) << np.uint64(8 * v.itemsize - 1)
+    full = sign | (sign - np.uint64(1))
+    if v.itemsize == 4:  # (the other branch is dead code in each dtype's compilation)
+        _desc_keys(v.view(np.uint32), sign, full, keys[0])
+    else:
+        _desc_keys(v.view(np.uint64), sign, full, keys[0])
+    k_or, k_and = np.uint64(0), full
+    for t in range(n):
+        k_or, k_and = k_or | keys[0, t], k_and & keys[0, t]
+    diff = k_or ^ k_and  # the bits in which some keys differ
+    top = 0
+    while diff >> np.uint64(top) > np.uint64(1):
+        top += 1
+    s = np.uint64(max(top - 7, 0))
+    count[:] = 0
+    crowded = False
+    for t in range(n):
+        d = (keys[0, t] >> s) & np.uint64(255)
+        count[d] += 1
+        crowded |= count[d] > 16
+    if crowded:
+        for t in range(n):
+            idx[0, t] = t
+        src = _lsd_radix(keys, idx, count, diff)
+        for t in range(n):
+            order[t] = idx[src, t]
+        return
+    total = 0
+    for d in range(256):
+        total, count[d] = total + count[d], total
+    for t in range(n):  # bucket by the top differing bits, stable
+        d = (keys[0, t] >> s) & np.uint64(255)
+        keys[1, count[d]] = keys[0, t]
+        order[count[d]] = t
+        count[d] += 1
+    for t in range(1, n):  # insertion sort: moves stay inside a bucket (≤ 16 keys); equal keys never pass each other
+        key, i, j = keys[1, t], order[t], t
+        while j > 0 and keys[1, j - 1] > key:
+            keys[1, j], order[j] = keys[1, j - 1], order[j - 1]
+            j -= 1
+        keys[1, j], order[j] = key, i
+
+
+@numba.njit(cache=True)
+def _rows_numba(
+    seg: np.ndarray,
+    cas: np.ndarray,
+    mask: np.ndarray,
+    ranks: np.ndarray,
+    cluster: bool,
+    refine: bool,
+    out: np.ndarray,
+    logits: np.ndarray,
+) -> None:  # pragma: no cover (jit)
+    """§3–§5 per (video n, class c) row, on the CPU. seg [N, T, C]; cas, mask [N, C, T] (mask read only if not
+    `cluster`); ranks [T] = 1..T in seg's dtype. Fills out [2, N, C, T] with the mask (§3, or `mask`; refined by §4
+    if `refine`) and each snippet's §5 weight (w_k / max(Σ w·M, 1) where M = 1, 1 / max(Σ (1 - M), 1) where M = 0),
+    and logits [2, N, C] with §5's act and bkg (Σ over the row of cas · weight, split by M).
+
+    One thread, on purpose: numba's OpenMP pool and PyTorch's are two runtimes whose idle threads spin after each
+    parallel region and fight over the cores. On the shared 2-core machine a 2-thread version of this kernel made
+    §3–§6 (N 128, T 80, C 200) 2-3x slower in median under load; it won only at quiet moments (~1.4x)."""
+    n_vid, t_len, n_cls = seg.shape
+    inv_ranks = ranks[0] / ranks  # 1/(k+1), IEEE-rounded in seg's dtype
+    w = 1.0 / np.arange(2, t_len + 2)  # 1/(k+2), float64
+    order = np.empty(t_len, np.int64)
+    keys, idx, count = np.empty((2, t_len), np.uint64), np.empty((2, t_len), np.int64), np.empty(256, np.int64)
+    buf = np.empty((4, t_len), seg.dtype)
+    row, v, a, m = buf[0], buf[1], buf[2], buf[3]  # a row as read, sorted scores, sorted logits, sorted mask
+    for n in range(n_vid):
+        for c in range(n_cls):
+            row[:] = seg[n, :, c]
+            _argsort_desc(row, order, keys, idx, count)
+            for k in range(t_len):
+                v[k] = row[order[k]]
+                a[k] = cas[n, c, order[k]]
+            if cluster:
+                m[:] = 0
+                _scan_row(v, ranks, inv_ranks, m)
+            else:
+                for k in range(t_len):
+                    m[k] = mask[n, c, order[k]]
+            if refine:
+                _refine_row(v, a, w, m)
+            pos = neg = 0.0
+            for k in range(t_len):
+                if m[k] > 0:
+                    pos += w[k]
+                else:
+                    neg += 1.0
+            pos, neg = 1.0 / max(pos, 1.0), 1.0 / max(neg, 1.0)
+            act = bkg = 0.0
+            for k in range(t_len):
+                weight = w[k] * pos if m[k] > 0 else neg
+                if m[k] > 0:
+                    act += a[k] * weight
+                else:
+                    bkg += a[k] * weight
+                out[0, n, c, order[k]] = m[k]
+                out[1, n, c, order[k]] = weight
+            logits[0, n, c], logits[1, n, c] = act, bkg
+
+
+class _Rows(NamedTuple):
+    """§3–§5 row results, [N, T, C] in snippet order unless noted, seg_score's dtype, no gradient."""
+
+    mask: Tensor  # 0/1: §3's clusters (or the given mask), refined by §4 when asked
+    weight: Tensor  # §5 weight of each logit: w_k / max(Σ w·M, 1) in act where M = 1, 1 / max(Σ (1-M), 1) in bkg
+    logits: Tensor  # [2, N, C]: act and bkg, the weighted sums of cas (when cas was given)
+
+
+def _rows_cpu(seg: Tensor, cas: Tensor | None, mask: Tensor | None, refine: bool) -> _Rows:
+    """The numba kernel on [N, T, C] tensors; mask and weight come back stored [N, C, T], like the CPU network's cas."""
+    seg = seg.detach().contiguous()
+    n, t, c = seg.shape
+    out = np.empty((2, n, c, t), dtype=seg.numpy().dtype)
+    logits = np.zeros((2, n, c), dtype=out.dtype)  # (T = 0: empty sums)
+    if out.size:
+        _rows_numba(
+            seg.numpy(),
+            out[1] if cas is None else _rows(cas).to(seg.dtype).numpy(),  # (out[1]: a placeholder, logits unused)
+            out[0] if mask is None else _rows(mask).to(seg.dtype).numpy(),  # (placeholder: unread when clustering)
+            np.arange(1, t + 1, dtype=out.dtype),
+            mask is None,
+            refine,
+            out,
+            logits,
+        )
+    mask_weight = torch.from_numpy(out).transpose(-1, -2)
+    return _Rows(mask_weight[0], mask_weight[1], torch.from_numpy(logits))
 
 
 @torch.no_grad()
@@ -179,27 +459,12 @@ def sort_rows(seg_score: Tensor) -> tuple[Tensor, Tensor]:
     return torch.sort(_rows(seg_score), dim=-1, descending=True, stable=True)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def _cluster_scan_numba(vals: np.ndarray, ranks: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover (jit)
-    """§3 steps 2–4. vals [R, T] rows sorted descending; ranks[k] = k+1 in vals' dtype (so every operation below
-    stays in that dtype); out [R, T] zeros → 1 where positive (sorted order)."""
-    n_rows, t_len = vals.shape
-    one = ranks[0]
-    for r in numba.prange(n_rows):
-        out[r, 0] = one
-        p, w = vals[r, 0], one  # positive cluster: rank-weighted sum and weight
-        q, cnt = vals[r, t_len - 1], one  # negative cluster: plain sum and count
-        for k in range(1, t_len - 1):
-            v = vals[r, k]
-            pc = p / w
-            nc = q / cnt
-            if abs(v - pc) <= abs(v - nc):  # ties go positive
-                w += one / ranks[k]
-                p += v / ranks[k]
-                out[r, k] = one
-            else:
-                cnt += one
-                q += v
+    """`_scan_row` over the rows of vals [R, T] (sorted descending) into out [R, T] zeros."""
+    inv_ranks = ranks[0] / ranks
+    for r in range(vals.shape[0]):
+        _scan_row(vals[r], ranks, inv_ranks, out[r])
 
 
 @functools.cache
@@ -210,7 +475,7 @@ def _cluster_kernel_triton():
 
     @triton.jit
     def cluster_kernel(vals_ptr, out_ptr, T, IS_FP64: tl.constexpr):
-        # One program per row of a contiguous [R, T] tensor; the loop over k is sequential (as in the numba scan).
+        # One program per row of a contiguous [R, T] tensor; the loop over k is sequential (as in `_scan_row`).
         row = vals_ptr + tl.program_id(0).to(tl.int64) * T
         out = out_ptr + tl.program_id(0).to(tl.int64) * T
         dtype = vals_ptr.dtype.element_ty
@@ -255,11 +520,8 @@ def _cluster_sorted(vals: Tensor) -> Tensor:
         raise TypeError(f"seg_score must be float32 or float64, got {vals.dtype}")
     rows = vals.reshape(math.prod(vals.shape[:-1]), vals.shape[-1]).contiguous()  # not -1: T = 0 must work
     if rows.is_cuda:
-        try:
-            out = _cluster_scan_triton(rows)
-        except ImportError:  # no triton (e.g. Windows): scan on the CPU; costs a device→host sync
-            out = _cluster_sorted(rows.cpu()).to(rows.device)
-    else:
+        out = _cluster_scan_triton(rows)
+    else:  # the CUDA path's torch ops, run on the CPU (tests)
         arr = rows.numpy()
         res = np.zeros_like(arr)
         if res.size:
@@ -269,22 +531,8 @@ def _cluster_sorted(vals: Tensor) -> Tensor:
 
 
 def _unsort(x: Tensor, idx: Tensor) -> Tensor:
-    """Rows in sorted order [N, C, T] → original snippet order, as [N, T, C]."""
-    return torch.zeros_like(x).scatter_(-1, idx, x).transpose(1, 2)
-
-
-@torch.no_grad()
-def temporal_clustering(seg_score: Tensor) -> Tensor:
-    """§3: seg_score [N, T, C] → mask [N, T, C] (1 = positive/action, 0 = negative), in seg_score's dtype.
-
-    The sequential arithmetic runs in seg_score's dtype in the spec's order (pc = P/W, nc = Q/K, P += v/(k+1),
-    W += 1/(k+1), IEEE-rounded divisions), so float32 and float64 masks equal a plain loop in that dtype exactly.
-    """
-    vals, idx = sort_rows(seg_score)
-    return _unsort(_cluster_sorted(vals), idx)
-
-
-# --- §4 cluster refining -------------------------------------------------------------------------------------------
+    """Rows in sorted order [..., N, C, T] → original snippet order, as [..., N, T, C]."""
+    return torch.zeros_like(x).scatter_(-1, idx.expand_as(x), x).transpose(-1, -2)
 
 
 def _rank_weights(t: int, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
@@ -324,42 +572,118 @@ def _threshold_sorted(vals: Tensor, m: Tensor, a: Tensor) -> Tensor:
     return torch.where(num_pos > 0, vals.gather(-1, at), 0.0)  # no positives: threshold 0
 
 
+def _rows_torch(seg: Tensor, cas: Tensor | None, mask: Tensor | None, refine: bool) -> _Rows:
+    """`_rows_cpu` in torch ops on sorted rows, with the Triton §3 scan on CUDA (the CPU runs it in numba: tests)."""
+    vals, idx = sort_rows(seg)  # [N, C, T]
+    m = _cluster_sorted(vals) if mask is None else _rows(mask).to(vals.dtype).gather(-1, idx)
+    a = (vals if cas is None else _rows(cas).to(vals.dtype)).gather(-1, idx)  # (vals: a placeholder, logits unused)
+    if refine:
+        m = m * (vals >= _threshold_sorted(vals, m, a))
+    wm = _rank_weights(m.shape[-1], m) * m
+    neg = 1 - m
+    w_act, w_bkg = wm / wm.sum(-1, keepdim=True).clamp(min=1), neg / neg.sum(-1, keepdim=True).clamp(min=1)
+    logits = torch.stack([(a * w_act).sum(-1), (a * w_bkg).sum(-1)])
+    mask_weight = _unsort(torch.stack([m, w_act + w_bkg]), idx)  # w_act and w_bkg never overlap
+    return _Rows(mask_weight[0], mask_weight[1], logits)
+
+
 @torch.no_grad()
+def _row_results(seg: Tensor, cas: Tensor | None = None, mask: Tensor | None = None, refine: bool = True) -> _Rows:
+    """§3 (or the given mask), §4 if `refine`, §5's weights and logits, for (seg_score, cas, mask) [N, T, C]."""
+    if seg.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"seg_score must be float32 or float64, got {seg.dtype}")
+    if refine and cas is None:
+        raise ValueError("§4 refining needs cas")
+    if seg.is_cuda and _has_triton():
+        return _rows_torch(seg, cas, mask, refine)
+    if seg.is_cuda:  # no triton (e.g. Windows): run on the CPU; costs a device→host sync
+        rows = _rows_cpu(seg.cpu(), *(None if x is None else x.cpu() for x in (cas, mask)), refine)
+        return _Rows(*(x.to(seg.device) for x in rows))
+    return _rows_cpu(seg, cas, mask, refine)
+
+
+@functools.cache
+def _has_triton() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _VideoLogits(torch.autograd.Function):
+    """§5's act and bkg logits [N, C] as a function of cas [N, T, C], given the no-gradient row results: the values
+    come with the rows (`_Rows.logits`); d act / d cas = weight where M = 1 and d bkg / d cas = weight where M = 0,
+    so the forward pass adds no work and the backward pass is one pass over [N, T, C] (`_logits_grad`)."""
+
+    @staticmethod
+    def forward(ctx, cas: Tensor, rows_mask: Tensor, rows_weight: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
+        ctx.save_for_backward(rows_mask, rows_weight)
+        return logits[0].to(cas.dtype, copy=True), logits[1].to(cas.dtype, copy=True)
+
+    @staticmethod
+    def backward(ctx, g_act: Tensor, g_bkg: Tensor) -> tuple[Tensor, None, None, None]:
+        mask, weight = ctx.saved_tensors
+        return _logits_grad(mask, weight, g_act, g_bkg), None, None, None
+
+
+def _logits_grad(mask: Tensor, weight: Tensor, g_act: Tensor, g_bkg: Tensor) -> Tensor:
+    """d loss / d cas [N, T, C] = weight · (g_act where mask = 1, g_bkg where 0); mask, weight [N, T, C], g_* [N, C]."""
+    if mask.is_cuda:
+        return _logits_grad_torch(mask, weight, g_act, g_bkg)
+    # CPU: one numba pass, 3x faster than the two torch ops; mask and weight are stored [N, C, T] there
+    out = np.empty(mask.transpose(1, 2).shape, dtype=np.result_type(weight.numpy().dtype, g_act.numpy().dtype))
+    m, w = mask.transpose(1, 2).contiguous().numpy(), weight.transpose(1, 2).contiguous().numpy()
+    _logits_grad_numba(m, w, g_act.contiguous().numpy(), g_bkg.contiguous().numpy(), out)
+    return torch.from_numpy(out).transpose(1, 2)
+
+
+def _logits_grad_torch(mask: Tensor, weight: Tensor, g_act: Tensor, g_bkg: Tensor) -> Tensor:
+    """`_logits_grad` in torch ops (CUDA). lerp with weight 0 or 1 returns an end point exactly."""
+    return torch.lerp(g_bkg.unsqueeze(1), g_act.unsqueeze(1), mask).mul_(weight)
+
+
+@numba.njit(cache=True)
+def _logits_grad_numba(
+    mask: np.ndarray, weight: np.ndarray, g_act: np.ndarray, g_bkg: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover (jit)
+    """out[n, c, t] = weight · (g_act[n, c] where mask > 0, else g_bkg[n, c]). mask, weight, out [N, C, T]."""
+    for n in range(mask.shape[0]):
+        for c in range(mask.shape[1]):
+            for t in range(mask.shape[2]):
+                out[n, c, t] = weight[n, c, t] * (g_act[n, c] if mask[n, c, t] > 0 else g_bkg[n, c])
+
+
+def _video_scores(cas: Tensor, rows: _Rows) -> tuple[Tensor, Tensor]:
+    """§5 from the row results: cas [N, T, C] (gradient flows to it) → (act_score, bkg_score) [N, C]."""
+    act, bkg = _VideoLogits.apply(cas, rows.mask, rows.weight, rows.logits)
+    return act.softmax(dim=-1), bkg.softmax(dim=-1)
+
+
+def temporal_clustering(seg_score: Tensor) -> Tensor:
+    """§3: seg_score [N, T, C] → mask [N, T, C] (1 = positive/action, 0 = negative), in seg_score's dtype.
+
+    The sequential arithmetic runs in seg_score's dtype in the spec's order (pc = P/W, nc = Q/K, P += v/(k+1),
+    W += 1/(k+1), IEEE-rounded divisions), so float32 and float64 masks equal a plain loop in that dtype exactly.
+    """
+    return _row_results(seg_score, refine=False).mask
+
+
 def refine_mask(seg_score: Tensor, mask: Tensor, cas: Tensor) -> Tensor:
     """§4: (seg_score, mask, cas) [N, T, C] → refined mask [N, T, C] = mask · [seg_score ≥ threshold[n, c]]."""
-    vals, idx = sort_rows(seg_score)
-    threshold = _threshold_sorted(vals, _rows(mask).gather(-1, idx), _rows(cas).gather(-1, idx))
-    return mask.detach() * (seg_score.detach() >= threshold.transpose(1, 2))
-
-
-# --- §5 video-level scores -----------------------------------------------------------------------------------------
-
-
-def _scores_sorted(m: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
-    """§5 on sorted rows: refined 0/1 mask m and logits a [N, C, T] → (act_score, bkg_score) [N, C]."""
-    m = m.to(a.dtype)
-    wm = _rank_weights(m.shape[-1], a) * m
-    act = (a * wm).sum(-1) / wm.sum(-1).clamp(min=1)
-    neg = 1 - m
-    bkg = (a * neg).sum(-1) / neg.sum(-1).clamp(min=1)
-    return act.softmax(dim=-1), bkg.softmax(dim=-1)
+    return _row_results(seg_score, cas, mask).mask
 
 
 def video_scores(seg_score: Tensor, mask: Tensor, cas: Tensor) -> tuple[Tensor, Tensor]:
     """§5: (seg_score, refined mask, cas) [N, T, C] → (act_score, bkg_score) [N, C]. Gradient flows through cas."""
-    _, idx = sort_rows(seg_score)
-    return _scores_sorted(_rows(mask).gather(-1, idx), cas.transpose(1, 2).gather(-1, idx))
+    return _video_scores(cas, _row_results(seg_score, cas, mask, refine=False))
 
 
 def clustered_scores(seg_score: Tensor, cas: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """§3–§5 with one sort, as the forward pass runs them: (seg_score, cas) [N, T, C] → (refined mask [N, T, C],
-    act_score [N, C], bkg_score [N, C]). Same results as temporal_clustering → refine_mask → video_scores."""
-    vals, idx = sort_rows(seg_score)
-    m = _cluster_sorted(vals)
-    a = cas.transpose(1, 2).gather(-1, idx)  # sorted logits, with gradient
-    m = m * (vals >= _threshold_sorted(vals, m, a.detach()))  # refined, still in sorted order
-    act, bkg = _scores_sorted(m, a)
-    return _unsort(m, idx), act, bkg
+    """§3–§5 in one pass over the rows, as the forward pass runs them: (seg_score, cas) [N, T, C] → (refined mask
+    [N, T, C], act_score [N, C], bkg_score [N, C]). Same results as temporal_clustering → refine_mask → video_scores."""
+    rows = _row_results(seg_score, cas)
+    return (rows.mask, *_video_scores(cas, rows))
 
 
 # --- §6 losses -----------------------------------------------------------------------------------------------------

@@ -40,11 +40,20 @@ def make_inputs(kind: str, n: int, t: int, c: int, dtype: torch.dtype, seed: int
 CASES = [(t, c) for t in (1, 2, 3, 11) for c in (1, 20)] + [(11, 200), (3, 200), (60, 4)]
 
 
+@pytest.fixture(params=["numba", "torch"])
+def rows_impl(request, monkeypatch):
+    """Run §3–§5 through each implementation on the CPU: the numba kernel (the CPU's) or the torch ops on sorted rows
+    (CUDA's, with the numba §3 scan standing in for the Triton one)."""
+    if request.param == "torch":
+        monkeypatch.setattr(model, "_rows_cpu", model._rows_torch)
+    return request.param
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("kind", ["random", "q1", "q2", "equal"])
 @pytest.mark.parametrize(("t", "c"), CASES, ids=[f"T{t}-C{c}" for t, c in CASES])
-def test_clustering_refining_scores_match_reference(t, c, kind, dtype, device):
+def test_clustering_refining_scores_match_reference(t, c, kind, dtype, device, rows_impl):
     n = 2 if c == 200 else 3
     seg, cas = make_inputs(kind, n, t, c, dtype, seed=t * 1000 + c)
     want = ref.heads_and_scores(seg.numpy(), cas.numpy())
@@ -75,7 +84,7 @@ def test_clustering_edge_rows():
 
 
 @pytest.mark.parametrize("shape", [(2, 0, 3), (0, 5, 3), (2, 5, 0)], ids=["T0", "N0", "C0"])
-def test_empty_inputs_give_empty_outputs(shape):
+def test_empty_inputs_give_empty_outputs(shape, rows_impl):
     # T = 0 used to crash in the §3 scan (reshape(-1, 0) is ambiguous); refine_mask / video_scores already coped
     seg = torch.rand(shape, dtype=torch.float64)
     assert model.temporal_clustering(seg).shape == shape
@@ -86,17 +95,93 @@ def test_empty_inputs_give_empty_outputs(shape):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-def test_forward_chain_equals_public_steps_and_no_positive_rows(dtype, device):
+def test_forward_chain_equals_public_steps_and_no_positive_rows(dtype, device, rows_impl):
     seg, cas = (x.to(device) for x in make_inputs("q1", 3, 11, 5, dtype, seed=3))
     mask = model.refine_mask(seg, model.temporal_clustering(seg), cas)
     act, bkg = model.video_scores(seg, mask, cas)
-    got_mask, got_act, got_bkg = model.clustered_scores(seg, cas)  # one sort, sorted-order internals
+    got_mask, got_act, got_bkg = model.clustered_scores(seg, cas)  # one pass over the rows
     assert torch.equal(got_mask, mask)
     torch.testing.assert_close(got_act, act, rtol=0, atol=1e-12)
     torch.testing.assert_close(got_bkg, bkg, rtol=0, atol=1e-12)
     empty = torch.zeros_like(seg)  # refine_mask is public: a mask with no positives gives threshold 0
     assert model.refine_mask(seg, empty, cas).eq(0).all()
     np.testing.assert_array_equal(ref.refine_mask(seg.cpu().numpy(), empty.cpu().numpy(), cas.cpu().numpy()), 0)
+
+
+def adversarial_rows(dtype: np.dtype, seed: int) -> list[np.ndarray]:
+    """Rows for the stable descending sort: ties, ±0.0, negatives, subnormals, values a few ulps apart, crowded
+    values (one radix bucket of > 16 keys: the LSD fallback), and the lengths T = 1, 2, 11."""
+    rng = np.random.default_rng(seed)
+    tiny = np.finfo(dtype).tiny
+    rows = [
+        rng.random(80).astype(dtype),
+        np.round(rng.random(80) * 4).astype(dtype) / 4,  # heavy ties
+        np.full(37, 0.37, dtype),  # all equal
+        np.array([0.0, -0.0, 0.0, -0.0, 1.0, -1.0, -0.0], dtype),  # -0.0 ties +0.0
+        (rng.standard_normal(300) * 1e3).astype(dtype),  # both signs, many exponents
+        np.array([tiny / 4, tiny / 2, 0.0, -tiny / 4, tiny, -tiny], dtype),  # subnormals
+        np.nextafter(dtype(0.5), dtype(1), dtype=dtype) ** np.arange(60).astype(dtype),  # values ulps apart
+        (0.5 + rng.integers(0, 40, 750) * np.finfo(dtype).eps).astype(dtype),  # crowded: LSD fallback
+        np.concatenate([np.full(40, 0.25, dtype), rng.random(40).astype(dtype)]),  # one crowded bucket of ties
+        np.array([0.3], dtype),
+        np.array([0.2, 0.2], dtype),
+        rng.random(11).astype(dtype),
+    ]
+    return rows
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_radix_argsort_is_a_stable_descending_sort(dtype):
+    for i, row in enumerate(adversarial_rows(dtype, seed=5)):
+        t = len(row)
+        order = np.empty(t, np.int64)
+        scratch = np.empty((2, t), np.uint64), np.empty((2, t), np.int64), np.empty(256, np.int64)
+        model._argsort_desc(np.ascontiguousarray(row), order, *scratch)
+        want = sorted(range(t), key=lambda k, row=row: -row[k])  # Python's sort is stable; -0.0 == 0.0
+        assert order.tolist() == want, i
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", ["random", "q1", "equal"])
+def test_numba_and_torch_row_results_agree(kind, dtype):
+    # the CPU kernel and the CUDA path's torch ops give the same masks and (to rounding) weights and logits
+    seg, cas = make_inputs(kind, 3, 60, 7, dtype, seed=8)
+    for args in ((seg, cas, None, True), (seg, None, None, False), (seg, cas, (seg > 0.5).to(dtype), False)):
+        fast, slow = model._rows_cpu(*args), model._rows_torch(*args)
+        assert torch.equal(fast.mask, slow.mask)
+        tol = 1e-12 if dtype == torch.float64 else 1e-6
+        torch.testing.assert_close(fast.weight, slow.weight, rtol=0, atol=tol)
+        if args[1] is not None:
+            torch.testing.assert_close(fast.logits, slow.logits, rtol=0, atol=10 * tol)
+
+
+def test_video_scores_gradient_equals_autograd_of_the_spec_formula():
+    # §5 written out with autograd (sort, weights w_k = 1/(k+2), masked means); the custom backward must match
+    seg, cas = make_inputs("q2", 3, 23, 6, torch.float64, seed=9)
+    mask = torch.from_numpy(ref.heads_and_scores(seg.numpy(), cas.numpy())["seg_mask"])
+    g_act, g_bkg = torch.randn(3, 6, dtype=torch.float64), torch.randn(3, 6, dtype=torch.float64)
+
+    def spec(logits):
+        idx = torch.sort(seg, dim=1, descending=True, stable=True).indices
+        a, m = logits.gather(1, idx), mask.gather(1, idx)
+        w = (1 / torch.arange(2, 25, dtype=torch.float64)).view(1, -1, 1) * m
+        act = (a * w).sum(1) / w.sum(1).clamp(min=1)
+        bkg = (a * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
+        return act.softmax(-1), bkg.softmax(-1)
+
+    want_cas = cas.clone().requires_grad_()
+    torch.autograd.backward(spec(want_cas), (g_act, g_bkg))
+    got_cas = cas.clone().requires_grad_()
+    got = model.video_scores(seg, mask, got_cas)
+    torch.autograd.backward(got, (g_act, g_bkg))
+    for a, b in zip(got, spec(cas), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    torch.testing.assert_close(got_cas.grad, want_cas.grad, rtol=0, atol=1e-12)
+    rows = model._rows_cpu(seg, cas, mask, refine=False)  # CUDA's torch backward, run on the CPU, agrees exactly
+    assert torch.equal(
+        model._logits_grad(rows.mask, rows.weight, g_act, g_bkg),
+        model._logits_grad_torch(rows.mask, rows.weight, g_act, g_bkg),
+    )
 
 
 def test_triton_kernel_in_interpreter_matches_reference():
@@ -241,10 +326,26 @@ def test_cross_modal_attention_own_features_quirk():
     assert not torch.allclose(torch.tanh(model.merge_heads(cross) + r), got_r, atol=1e-3)
 
 
+LAYOUTS = [model.Layout(True, True), model.Layout(False, False), model.Layout(True, False), model.Layout(False, True)]
+LAYOUT_IDS = ["timemajor-copy", "chanfirst-dim2", "timemajor-dim2", "chanfirst-copy"]
+
+
+def test_layout_switch_defaults():
+    # CUDA keeps the layout measured on an H200; the CPU's was measured on CPUs (bench.py step)
+    assert model.LAYOUTS["cuda"] == model.Layout(channels_last_conv=True, softmax_on_copy=True)
+    assert model.LAYOUTS["cpu"] == model.Layout(channels_last_conv=False, softmax_on_copy=False)
+    x = torch.randn(2, 5, 8)
+    assert model.layout_of(x) == model.LAYOUTS["cpu"]
+    stored = model.conv_memory(x)
+    assert torch.equal(stored, x) and stored.transpose(1, 2).is_contiguous()  # [N, D, T] memory on the CPU
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("k", [1, 3])
-def test_conv_time_major_equals_conv1d(k, dtype, device):
+@pytest.mark.parametrize("layout", LAYOUTS[:2], ids=LAYOUT_IDS[:2])
+def test_conv_time_major_equals_conv1d(layout, k, dtype, device, monkeypatch):
+    monkeypatch.setitem(model.LAYOUTS, torch.device(device).type, layout)
     torch.manual_seed(5)
     conv = torch.nn.Conv1d(64, 32, k, padding=k // 2).to(dtype=dtype, device=device)
     x = torch.randn(3, 7, 64, dtype=dtype, device=device, requires_grad=True)  # [N, T, Cin]
@@ -263,7 +364,9 @@ def test_conv_time_major_equals_conv1d(k, dtype, device):
 
 
 @pytest.mark.parametrize("pool", [False, True])
-def test_forward_matches_reference_network(pool):
+@pytest.mark.parametrize("layout", LAYOUTS[:2], ids=LAYOUT_IDS[:2])
+def test_forward_matches_reference_network(layout, pool, monkeypatch):
+    monkeypatch.setitem(model.LAYOUTS, "cpu", layout)
     torch.manual_seed(2)
     net = ACRNet(7, pool=pool).double().eval()  # dropout off
     x = torch.randn(2, 17, 2048, dtype=torch.float64)
@@ -280,6 +383,29 @@ def test_forward_matches_reference_network(pool):
     np.testing.assert_array_equal(out.seg_mask.numpy(), chain["seg_mask"])
     np.testing.assert_allclose(out.act_score.numpy(), chain["act_score"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(out.bkg_score.numpy(), chain["bkg_score"], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_every_layout_gives_the_same_outputs_and_gradients(dtype, monkeypatch):
+    torch.manual_seed(6)
+    net = ACRNet(5, pool=True).to(dtype).eval()  # dropout off: the same function under every layout
+    x = torch.randn(2, 13, 2048, dtype=dtype)
+    label = torch.tensor([[1, 0, 0, 1, 0], [0, 0, 1, 0, 0]], dtype=dtype)
+    results = []
+    for layout in LAYOUTS:
+        monkeypatch.setitem(model.LAYOUTS, "cpu", layout)
+        net.zero_grad()
+        out = net(x)
+        model.acrnet_loss(out, label)[0].backward()
+        results.append((out, [p.grad.clone() for p in net.parameters()]))
+    tol = 1e-10 if dtype == torch.float64 else 2e-4
+    (base, base_grads), rest = results[0], results[1:]
+    for out, grads in rest:
+        assert torch.equal(out.seg_mask, base.seg_mask)
+        for name in ("act_score", "bkg_score", "seg_score", "aas_rgb", "aas_flow", "cas"):
+            torch.testing.assert_close(getattr(out, name), getattr(base, name), rtol=tol, atol=tol, msg=name)
+        for a, b in zip(grads, base_grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
 
 
 def test_pool_is_count_include_pad_average():
