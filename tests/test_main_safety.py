@@ -199,6 +199,15 @@ def test_stale_temporaries_are_removed_at_start(mode, tiny_data, tmp_path, capsy
     )
 
 
+def test_an_interrupted_demo_dataset_is_cleaned_before_it_is_written_again(tmp_path, monkeypatch, capsys):
+    base = tmp_path / "demo_data" / "thumos14"  # killed while writing: no annotations.json (it is written last)
+    temps = [stale_temp(base / "features" / sub, "video_0001_rgb.npy") for sub in ("val", "test")]
+    monkeypatch.setattr(demo, "make_demo", lambda root, seed: root)  # (the writing itself: test_dataset)
+    demo.ensure_demo(tmp_path / "demo_data")
+    assert not any(t.exists() for t in temps)
+    assert capsys.readouterr().err.count("temporary file(s) of interrupted saves") == 2
+
+
 # --- a new run over an earlier one: refused unless --overwrite; --resume needs its file --------------------------
 
 RESUME_HINT = "an earlier run's resume file; pass --resume to continue that run, or --overwrite to start a new run that replaces its files"  # noqa: E501

@@ -258,9 +258,11 @@ def _check_without_privileges(folder: Path) -> str | None:
         try:
             os.close(read)
             if os.geteuid() == 0:
+                code = 4  # if dropping root fails: the parent skips
                 os.setgroups([])
                 os.setgid(NOBODY)
                 os.setuid(NOBODY)
+                code = 3
             try:
                 check_output_dir(folder, "--save_path")
                 code = 0
@@ -275,6 +277,8 @@ def _check_without_privileges(folder: Path) -> str | None:
     with os.fdopen(read, "rb") as f:
         message = f.read().decode()
     code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code == 4:
+        pytest.skip(f"root cannot drop its privileges here: {message}")
     assert code in (0, 2), message
     return message if code == 2 else None
 
