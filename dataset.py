@@ -417,8 +417,8 @@ class Split:
 
     def summary(self, skipped_file: str | os.PathLike | None = None, limit: int = 10) -> str:
         """A small readable table: videos kept, classes, snippets, skipped videos by reason, then the skipped videos
-        by name with their reason (the first `limit`; the rest are counted, and said to be in `skipped_file` when
-        given — see write_skipped)."""
+        by name with their reason (the first `limit`; the rest are counted). `skipped_file`, when given, is where the
+        whole list is (see write_skipped): the summary says so."""
         rows = [
             ("dataset / split", f"{self.data_name} / {self.split}"),
             ("annotations", str(self.annotation_file)),
@@ -434,7 +434,9 @@ class Split:
         width = max(len(k) for k, _ in rows)
         lines = [f"{k:<{width}}  {v}" for k, v in rows]
         if self.skipped:
-            lines.append("skipped videos:")
+            lines.append(
+                f"skipped videos (all {len(self.skipped)} in {skipped_file}):" if skipped_file else "skipped videos:"
+            )
             lines += [f"  {video}  {reason}" for video, reason in self.skipped[:limit]]
             if len(self.skipped) > limit:
                 where = f" in {skipped_file}" if skipped_file is not None else ""

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset import DATASETS, FEATURE_DIM, read_ambiguous
-from utils import atomic_json_dump, atomic_np_save, atomic_path
+from utils import atomic_json_dump, atomic_np_save, atomic_path, remove_stale_temps
 
 TIMELINES = Path(__file__).resolve().parent / "result" / "demo_timelines.json"
 FPS, RATE, DIM = 25.0, 16, FEATURE_DIM  # feature frame rate, frames per snippet, channels per modality (SPEC §1)
@@ -183,8 +183,11 @@ def make_demo(
 def ensure_demo(root: str | Path) -> Path:
     """`make_demo(root)` unless `<root>/thumos14` is already complete (its annotation file is written last)."""
     root = Path(root)
-    if not (root / "thumos14" / "annotations.json").is_file():
-        print(f"writing the synthetic demo dataset → {root / 'thumos14'}")
+    base = root / "thumos14"
+    if not (base / "annotations.json").is_file():
+        for folder in (base, base / "features" / "val", base / "features" / "test"):  # an interrupted first demo's
+            remove_stale_temps(folder)
+        print(f"writing the synthetic demo dataset → {base}")
         make_demo(root, seed=0)
     return root
 

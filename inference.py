@@ -28,7 +28,9 @@ from utils import InputError, atomic_csv_write, atomic_json_dump, format_table, 
 
 
 def load_checked_split(cfg: Any, split: str) -> dataset.Split:
-    """dataset.load_split with the run's flags; prints the split's summary (videos, classes, what was skipped)."""
+    """dataset.load_split with the run's flags; prints the split's summary (videos, classes, what was skipped). With
+    --skip_bad every skipped video and its reason is written to `<save_path>/<data_name>_<split>_skipped.txt` (one
+    `video<TAB>reason` line each; empty when none), which the summary points at."""
     loaded = dataset.load_split(
         cfg.data_path,
         cfg.data_name,
@@ -38,7 +40,11 @@ def load_checked_split(cfg: Any, split: str) -> dataset.Split:
         progress=cfg.progress,
         ambiguous=cfg.ambiguous,
     )
-    print(loaded.summary())
+    listed = None
+    if cfg.skip_bad:  # written even when empty: a list left by an earlier run would name files no longer skipped
+        listed = Path(cfg.save_path) / f"{cfg.data_name}_{split}_skipped.txt"
+        loaded.write_skipped(listed)
+    print(loaded.summary(skipped_file=listed))
     return loaded
 
 

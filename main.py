@@ -10,7 +10,9 @@ is in train.py (SPEC §8), inference.py (§9–§10 test pass), seeds.py (seed v
 Training evaluates every --eval_iter steps (test pass of SPEC §9, mAP of SPEC §10), appends a row to
 `<save_path>/<data_name>.csv`, keeps the best checkpoint (SPEC §8 rule) in `<save_path>/<data_name>.pth` with its
 predictions / ground truth JSON, and writes the resume file `<save_path>/<data_name>_last.pt` (`--resume`).
-Bad input (missing data, wrong checkpoint, bad flag value) → one line `error: <message>` on stderr, exit 2.
+Bad input (missing data, wrong checkpoint, bad flag value) → one line `error: <message>` on stderr, exit 2, before
+any work: also an unwritable --save_path, and a new run into a folder holding an earlier run (pass --resume to
+continue it, --overwrite to replace it; `--demo` overwrites its own folder).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import dataclasses
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,18 @@ import localize
 import postprocess
 import seeds
 import train
-from utils import InputError, format_thresholds, parse_act_th, parse_seeds, reproducible, resolve_device, run_cli
+from utils import (
+    InputError,
+    format_thresholds,
+    is_finite_number,
+    parse_act_th,
+    parse_seeds,
+    prepare_output_dir,
+    remove_stale_temps,
+    reproducible,
+    resolve_device,
+    run_cli,
+)
 
 # SPEC §8 per-dataset settings (the authors' values); a flag given on the command line overrides them.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -49,6 +62,7 @@ DEMO_DEFAULTS: dict[str, Any] = {
     "num_iter": 60,
     "eval_iter": 20,
     "init_lr": 3e-4,  # few steps: a larger rate than the authors' 1e-4 (still cosine-annealed to 0)
+    "overwrite": True,  # its own folder holds throwaway runs: a second `--demo` replaces the first (a note says so)
 }
 # The settings that change test results; --model_file takes them from the checkpoint unless a flag is given.
 TEST_SETTINGS = ("num_seg", "cls_th", "iou_th", "act_th", "alpha", "fps", "rate", "pool")
@@ -83,6 +97,7 @@ class Config:
     model_file: str | None = None
     device: str = "auto"
     resume: bool = False
+    overwrite: bool = False
     stop_at: int | None = None
     val_fraction: float = 0.0
     demo: bool = False
@@ -140,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model_file", default=S, help="test this checkpoint (with its own test settings) instead")
     p.add_argument("--device", default=S, help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--resume", action="store_true", default=S, help="continue from <save_path>/<data_name>_last.pt")
+    p.add_argument("--overwrite", action="store_true", default=S, help="a new run may replace an earlier run's files")
     p.add_argument("--stop_at", type=int, default=S, help="stop after this step (a pause; continue with --resume)")
     p.add_argument("--val_fraction", type=float, default=S, help="hold out this fraction of training videos to select")
     p.add_argument("--demo", action="store_true", default=S, help="synthetic THUMOS14-layout data, small config")
@@ -163,6 +179,8 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
     if "act_th" in given:
         given["act_th"] = parse_act_th(" ".join(given["act_th"]))
     demo = DEMO_DEFAULTS if given.get("demo") else {}
+    if "save_path" in given:  # a folder the user names is not throwaway: the usual rule (refuse, or --overwrite)
+        demo = {k: v for k, v in demo.items() if k != "overwrite"}
     data_name = given.get("data_name", demo.get("data_name", Config.data_name))
     stored: dict[str, Any] = {}
     if given.get("model_file"):
@@ -172,32 +190,73 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
     return cfg
 
 
+# The range of every numeric flag, checked up front (`--init_lr -1` was an Adam traceback, `--lamda nan` a NaN loss
+# and a garbage checkpoint with exit 0). flag → (test, what the one-line error says the value must be).
+AT_LEAST_1 = (lambda v: v >= 1, "at least 1")
+POSITIVE = (lambda v: v > 0, "a finite number > 0")
+NON_NEGATIVE = (lambda v: v >= 0, "a finite number >= 0")
+UNIT = (lambda v: 0 <= v <= 1, "a finite number in [0, 1]")  # scores and tIoUs lie in [0, 1]
+SEED = (lambda v: 0 <= v < 2**32, "in [0, 2**32)")  # numpy.random.seed's range
+FLAG_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "num_seg": AT_LEAST_1,
+    "batch_size": AT_LEAST_1,
+    "num_iter": AT_LEAST_1,
+    "eval_iter": AT_LEAST_1,
+    "rate": AT_LEAST_1,
+    "stop_at": AT_LEAST_1,
+    "workers": (lambda v: v >= 0, "0 or more"),
+    "seed": SEED,
+    "init_lr": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "lamda": NON_NEGATIVE,
+    "cls_th": UNIT,
+    "iou_th": UNIT,
+    "alpha": POSITIVE,
+    "fps": POSITIVE,
+    "val_fraction": (lambda v: 0 <= v < 1, "a finite number in [0, 1)"),
+}
+
+
+def check_range(flag: str, value: Any) -> None:
+    """One numeric flag against FLAG_RANGES (None = not set) → InputError `--<flag> <value>: must be <rule>`."""
+    ok, must = FLAG_RANGES[flag]
+    if value is not None and not (is_finite_number(value) and ok(value)):
+        shown = f"{value:g}" if isinstance(value, float) else value
+        raise InputError(f"--{flag} {shown}: must be {must}")
+
+
 def validate(cfg: Config) -> None:
     """Refuse settings that cannot run, in one line each, before anything is read or written."""
-    for name in ("num_seg", "batch_size", "num_iter", "eval_iter", "rate"):
-        if getattr(cfg, name) < 1:
-            raise InputError(f"--{name} {getattr(cfg, name)}: must be at least 1")
-    if cfg.workers < 0:
-        raise InputError(f"--workers {cfg.workers}: must be 0 or more")
-    for seed in [cfg.seed, *(cfg.seeds or [])]:
-        if not 0 <= seed < 2**32:  # numpy.random.seed's range
-            raise InputError(f"--seed {seed}: must be in [0, 2**32)")
-    if cfg.seeds is not None:
-        if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
-            raise InputError(f"--seeds {cfg.seeds}: give one or more distinct seeds")
-        if cfg.model_file or cfg.video:
-            raise InputError("--seeds trains one run per seed; it does not go with --model_file or --video")
-    if not 0.0 <= cfg.val_fraction < 1.0:
-        raise InputError(f"--val_fraction {cfg.val_fraction}: must be in [0, 1)")
-    if cfg.fps <= 0 or cfg.alpha <= 0:
-        raise InputError("--fps and --alpha must be positive")
+    for flag in FLAG_RANGES:
+        check_range(flag, getattr(cfg, flag))
     if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in cfg.act_th):
         raise InputError(
             f"--act_th {format_thresholds(cfg.act_th)}: thresholds must lie in [0, 1] (scores are clipped)"
         )
+    if cfg.seeds is not None:
+        if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
+            raise InputError(f"--seeds {cfg.seeds}: give one or more distinct seeds")
+        for seed in cfg.seeds:
+            check_range("seed", seed)
+        if cfg.model_file or cfg.video:
+            raise InputError("--seeds trains one run per seed; it does not go with --model_file or --video")
 
 
 # --- dispatch ----------------------------------------------------------------------------------------------------
+
+
+def prepare_outputs(cfg: Config) -> None:
+    """Before any work (data, model, training), for every folder the run writes into (--save_path, and seed<s>/ of
+    each --seeds run): a training run must not silently replace an earlier run nor --resume a missing one
+    (train.check_start, one line), the folder must be writable (one line, not a traceback at the first save), and
+    the temporaries that killed saves left there are removed (utils.prepare_output_dir)."""
+    runs = [seeds.seed_config(cfg, seed) for seed in cfg.seeds] if cfg.seeds else [cfg]
+    if not cfg.model_file:
+        for sub in runs:  # every seed before the first one trains
+            train.check_start(sub)
+    for folder in dict.fromkeys([cfg.save_path, *(sub.save_path for sub in runs)]):
+        prepare_output_dir(folder, "--save_path")
+        remove_stale_temps(Path(folder) / f"{cfg.data_name}_test_vis")  # --save_vis pictures
 
 
 def run(cfg: Config) -> Any:
@@ -206,11 +265,12 @@ def run(cfg: Config) -> Any:
     if cfg.video:
         return localize.run(cfg)
     device = resolve_device(cfg.device)
+    if not cfg.demo and not Path(cfg.data_path).is_dir():  # (the demo writes its data folder, after the checks)
+        raise InputError(f"{cfg.data_path}: data folder not found (--data_path)")
+    prepare_outputs(cfg)
     if cfg.demo:
         demo.ensure_demo(cfg.data_path)
         print("DEMO: synthetic features on real THUMOS14 timelines — the numbers below say nothing about ACRNet.")
-    if not Path(cfg.data_path).is_dir():
-        raise InputError(f"{cfg.data_path}: data folder not found (--data_path)")
     if not cfg.ambiguous and cfg.data_name == "thumos14":
         print("WARNING: --no_ambiguous: THUMOS14 predictions are NOT filtered by the Ambiguous segments (SPEC §9.4); "
               "the mAP is not comparable with published numbers", file=sys.stderr)  # fmt: skip

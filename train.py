@@ -12,7 +12,8 @@ than the best so far (start 0): of two evaluations that round alike the earlier 
 and the final table follow that rule.
 
 Resume: `<save_path>/<data_name>_last.pt` holds `TrainState` (model, optimizer, scheduler, step, evaluation rows,
-running loss) and the RNG states, written after every evaluation and at a --stop_at pause.
+running loss) and the RNG states, written after every evaluation and at a --stop_at pause. `check_start` (main.py
+calls it before any work) refuses a new run into a folder holding an earlier run's files unless --overwrite.
 """
 
 from __future__ import annotations
@@ -287,7 +288,7 @@ class TrainState:
 
     def restore(self, path: Path, cfg: Any, device: torch.device, data: str) -> None:
         if not path.is_file():
-            raise InputError(f"{path}: no resume file (--resume continues a run that has evaluated at least once)")
+            raise _no_resume_file(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             if state.get("version") != RESUME_VERSION:
@@ -311,6 +312,43 @@ class TrainState:
         set_rng_state(state["rng"])
         self.step, self.rows = int(state["step"]), [list(r) for r in state["rows"]]
         self.loss_sum, self.loss_count = state["loss_sum"].to(device), int(state["loss_count"])
+
+
+def _no_resume_file(path: Path) -> InputError:
+    return InputError(f"{path}: no resume file (--resume continues a run that has evaluated at least once)")
+
+
+def run_files(cfg: Any) -> tuple[Path, Path, Path]:
+    """(resume file, best checkpoint, CSV) of the run `cfg` in its --save_path."""
+    save = Path(cfg.save_path)
+    return save / f"{cfg.data_name}_last.pt", save / f"{cfg.data_name}.pth", save / f"{cfg.data_name}.csv"
+
+
+def check_start(cfg: Any) -> None:
+    """Before any work: --resume needs its resume file, and a new run does not silently replace an earlier run's files
+    (resume file, best checkpoint, CSV: a forgotten --resume would overwrite them at the first evaluation). With
+    --overwrite the new run replaces them as it goes, and a note says so."""
+    last, best, csv = run_files(cfg)
+    if cfg.resume:
+        if not last.is_file():
+            raise _no_resume_file(last)
+        return
+    earlier = [p for p in (last, best, csv) if p.exists()]
+    if not earlier:
+        return
+    if cfg.overwrite:
+        names = ", ".join(p.name for p in earlier)
+        print(f"note: {cfg.save_path}: starting a new run (--overwrite): it replaces the earlier run's {names}")
+    elif last in earlier:
+        raise InputError(
+            f"{last}: an earlier run's resume file; pass --resume to continue that run, or --overwrite to start a new "
+            "run that replaces its files"
+        )
+    else:
+        raise InputError(
+            f"{earlier[0]}: an earlier run's output; pass --overwrite to start a new run that replaces it, or choose "
+            "another --save_path"
+        )
 
 
 # --- the run -----------------------------------------------------------------------------------------------------
@@ -363,8 +401,14 @@ def train_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, lamda: float
     state.step += 1
 
 
+# How this command continued the run, not what the run is: left out of checkpoints, so a run paused and resumed
+# (--stop_at, --resume, after a kill) writes the same checkpoint bytes as an uninterrupted one.
+INVOCATION_KEYS = ("resume", "stop_at", "overwrite")
+
+
 def checkpoint_meta(cfg: Any, classes: Sequence[str], step: int) -> dict[str, Any]:
-    return {"classes": list(classes), "data_name": cfg.data_name, "config": dataclasses.asdict(cfg), "step": step}
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in INVOCATION_KEYS}
+    return {"classes": list(classes), "data_name": cfg.data_name, "config": config, "step": step}
 
 
 def train(cfg: Any, device: torch.device) -> RunSummary:
@@ -376,7 +420,7 @@ def train(cfg: Any, device: torch.device) -> RunSummary:
     tious = dataset.DATASETS[cfg.data_name].tiou_thresholds
     n_tiou = len(tious)
     save = Path(cfg.save_path)
-    last_path, best_path, csv_path = (save / f"{cfg.data_name}{s}" for s in ("_last.pt", ".pth", ".csv"))
+    last_path, best_path, csv_path = run_files(cfg)
 
     set_seed(cfg.seed)
     model = ACRNet(len(classes), pool=cfg.pool).to(device)

@@ -259,9 +259,9 @@ def check_output_dir(folder: str | os.PathLike, flag: str) -> Path:
     (`<folder>: output folder (<flag>) is not writable: <cause>`), not a traceback at the first save.
     """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{folder}: {flag} is a file, not a folder")
-    try:
+    try:  # exists() too: under a folder that cannot be entered it raises PermissionError
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"{folder}: {flag} is a file, not a folder")
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{folder}: cannot create the output folder ({flag}): {e.strerror or e}") from None

@@ -3,6 +3,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -243,15 +244,69 @@ def test_check_output_dir(tmp_path, monkeypatch):
             check_output_dir(tmp_path / "new", "--save_path")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes through file permissions")
-def test_check_output_dir_real_permissions(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir(mode=0o500)
+NOBODY = 65534  # the unprivileged user and group of Debian-like systems
+
+
+def _check_without_privileges(folder: Path) -> str | None:
+    """check_output_dir(folder) in a forked child that is this user, or `nobody` when this is root (CI: root writes
+    through file permissions) → the OutputError's message, or None if the check passed. A fork, not a new
+    interpreter: the code is already loaded, so `nobody` needs no access to this checkout or its Python."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 3
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                code = 4  # if dropping root fails: the parent skips
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                code = 3
+            try:
+                check_output_dir(folder, "--save_path")
+                code = 0
+            except OutputError as e:
+                os.write(write, str(e).encode())
+                code = 2
+        except BaseException as e:  # noqa: BLE001 — reported to the parent as a failure
+            os.write(write, f"unexpected {type(e).__name__}: {e}".encode())
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        message = f.read().decode()
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code == 4:
+        pytest.skip(f"root cannot drop its privileges here: {message}")
+    assert code in (0, 2), message
+    return message if code == 2 else None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX file permissions")
+def test_check_output_dir_real_permissions():
+    """A read-only folder, and folders under one that cannot be entered, refused by the file system itself."""
+    base = Path(tempfile.mkdtemp())  # not pytest's tmp_path: its parents are private to this user
     try:
-        with pytest.raises(OutputError, match=r"ro: output folder \(--save_path\) is not writable: Permission denied"):
-            check_output_dir(ro, "--save_path")
+        base.chmod(0o755)
+        ro, closed = base / "ro", base / "closed"
+        ro.mkdir(mode=0o555)
+        closed.mkdir(mode=0o000)
+        denied = os.strerror(errno.EACCES)
+        assert _check_without_privileges(ro) == f"{ro}: output folder (--save_path) is not writable: {denied}"
+        new = ro / "new"
+        assert _check_without_privileges(new) == f"{new}: cannot create the output folder (--save_path): {denied}"
+        out = closed / "out"  # Path.exists() itself raises PermissionError there
+        assert _check_without_privileges(out) == f"{out}: cannot create the output folder (--save_path): {denied}"
+        assert list(ro.iterdir()) == []  # the probe left nothing, and made nothing
+        (base / "rw").mkdir(mode=0o777)
+        (base / "rw").chmod(0o777)  # (mkdir's mode passes through the umask)
+        assert _check_without_privileges(base / "rw") is None  # the same child, where it may write: no error
     finally:
-        ro.chmod(0o700)
+        for d in (base / "ro", base / "closed"):
+            if d.exists():
+                d.chmod(0o700)
+        shutil.rmtree(base)
 
 
 def test_remove_stale_temps_keeps_live_and_foreign_files(tmp_path, capsys):
