@@ -42,17 +42,19 @@ def timeit(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1, device
     """Median wall time of `fn()` in seconds (synchronising CUDA around each call)."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeat):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    times.sort()
+    times = sorted(_timed(fn, device) for _ in range(repeat))
     return times[len(times) // 2]
+
+
+def _timed(fn: Callable[[], object], device: str) -> float:
+    """Wall time (s) of one `fn()`, synchronising CUDA before and after so the GPU's queued work is counted."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
 
 
 # --- sections (each helper adds its own below this line; keep one function per section) ---
@@ -579,14 +581,9 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, devic
     times: dict[str, list[float]] = {name: [] for name in fns}
     for rnd in range(repeat + 1):
         for name, fn in fns.items():
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            fn()
-            if device == "cuda":
-                torch.cuda.synchronize()
+            seconds = _timed(fn, device)
             if rnd:
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(seconds)
     return {name: sorted(ts)[len(ts) // 2] for name, ts in times.items()}
 
 

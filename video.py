@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -479,30 +479,9 @@ def _tvl1_pairs(
     threads = workers or tvl1.available_cores()
     batch = FLOW_BATCH_GPU if device.type != "cpu" else 4 * threads
     flow_thread = cf.ThreadPoolExecutor(1, thread_name_prefix="tvl1")
-    pending: deque[tuple[list, cf.Future]] = deque()  # (rgb items, future flow items) in order
-    rgbs: list = []
-    grays: list[np.ndarray] = []
-    prev = None
-
-    def drain(limit: int) -> Iterator[tuple]:
-        while len(pending) > limit:
-            items, job = pending.popleft()
-            yield from zip(items, job.result(), strict=True)
-
     try:
-        frames = iter_frames(path, fps, short_side)
-        for img in clock.iterate("decode", frames) if clock else frames:
-            if grays:  # the previous frame's RGB is paired with the flow that starts at it
-                rgbs.append(_encode_jpeg(prev) if jpeg else prev)
-            grays.append(to_gray(img))
-            prev = img
-            if len(grays) == batch + 1:
-                pending.append((rgbs, flow_thread.submit(_tvl1_batch, grays, device, threads, jpeg)))
-                rgbs, grays = [], [grays[-1]]
-                yield from drain(1)
-        if len(grays) > 1:
-            pending.append((rgbs, flow_thread.submit(_tvl1_batch, grays, device, threads, jpeg)))
-        yield from drain(0)
+        submit = lambda grays: flow_thread.submit(_tvl1_batch, grays, device, threads, jpeg)  # noqa: E731
+        yield from _chunked_pairs(path, fps, short_side, jpeg, clock, batch, submit, in_flight=1)
     finally:
         flow_thread.shutdown(wait=False, cancel_futures=True)
 
@@ -514,14 +493,30 @@ def _opencv_pairs(
     (default: all cores), at most 2 chunks per worker in flight."""
     workers = workers or os.cpu_count() or 1
     pool = _pool(workers) if workers > 1 else None
+
+    def submit(grays: list[np.ndarray]) -> cf.Future | list:
+        return pool.submit(_flow_chunk, grays, jpeg) if pool else _flow_chunk_single_thread(grays, jpeg)
+
+    yield from _chunked_pairs(path, fps, short_side, jpeg, clock, _CHUNK, submit, in_flight=2 * workers)
+
+
+def _chunked_pairs(
+    path,
+    fps: float,
+    short_side: int,
+    jpeg: bool,
+    clock: StageClock | None,
+    chunk: int,
+    submit: Callable[[list[np.ndarray]], cf.Future | list],
+    in_flight: int,
+) -> Iterator[tuple]:
+    """The decoding loop of both flow paths: grey frames go to `submit` in chunks of `chunk` consecutive pairs
+    (chunk + 1 frames, the last one shared with the next chunk), which returns their flow items or a future of
+    them; the RGB items wait beside them, and pairs come out in order with at most `in_flight` chunks pending."""
     pending: deque[tuple[list, cf.Future | list]] = deque()  # (rgb items, flows or their future) in order
     rgbs: list = []
     grays: list[np.ndarray] = []
     prev = None
-
-    def submit() -> None:
-        job = pool.submit(_flow_chunk, grays, jpeg) if pool else _flow_chunk_single_thread(grays, jpeg)
-        pending.append((rgbs, job))
 
     def drain(limit: int) -> Iterator[tuple]:
         while len(pending) > limit:
@@ -536,12 +531,12 @@ def _opencv_pairs(
                 rgbs.append(_encode_jpeg(prev) if jpeg else prev)
             grays.append(to_gray(img))
             prev = img
-            if len(grays) == _CHUNK + 1:
-                submit()
+            if len(grays) == chunk + 1:
+                pending.append((rgbs, submit(grays)))
                 rgbs, grays = [], [grays[-1]]
-                yield from drain(2 * workers)
+                yield from drain(in_flight)
         if len(grays) > 1:
-            submit()
+            pending.append((rgbs, submit(grays)))
         yield from drain(0)
     finally:
         for _, job in pending:
