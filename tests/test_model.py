@@ -174,6 +174,40 @@ def test_numba_and_torch_row_results_agree(kind, dtype):
             torch.testing.assert_close(fast.logits, slow.logits, rtol=0, atol=10 * tol)
 
 
+def test_run_blocks_covers_each_block_once_and_raises(monkeypatch):
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(model.torch, "get_num_threads", lambda threads=threads: threads)
+        for n_blocks, per_chunk in ((1, 1), (7, 2), (10, 3), (5, 9)):
+            seen = np.zeros(n_blocks, int)
+
+            def kernel(first, end, seen=seen):
+                seen[first:end] += 1
+
+            model._run_blocks(kernel, n_blocks, per_chunk)
+            assert seen.tolist() == [1] * n_blocks, (threads, n_blocks, per_chunk)
+
+        def fail(first, end):
+            raise RuntimeError(f"block {first}")
+
+        with pytest.raises(RuntimeError, match="block"):
+            model._run_blocks(fail, 6, 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_row_results_equal_on_one_and_two_threads(dtype):
+    seg, cas = make_inputs("q2", 8, 750, 20, dtype, seed=4)  # 5 blocks of rows, in 3 chunks
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(model._rows_cpu(seg, cas, None, True))
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*results, strict=True):
+        assert a.numpy().tobytes() == b.numpy().tobytes()
+
+
 def test_video_scores_gradient_equals_autograd_of_the_spec_formula():
     # §5 written out with autograd (sort, weights w_k = 1/(k+2), masked means); the custom backward must match
     seg, cas = make_inputs("q2", 3, 23, 6, torch.float64, seed=9)
