@@ -505,9 +505,12 @@ def _rows_numba(
     scratch = _sort_scratch(t_len, seg)
     for r0 in range(first * LANES, min(end * LANES, n_rows), LANES):
         nl = min(LANES, n_rows - r0)
-        for l in range(nl):
+        l = 0
+        while l < nl:  # the block's rows as columns, a run of consecutive classes of one video at a time
             n, c = divmod(r0 + l, n_cls)
-            u[:, l] = seg[n, :, c]
+            run = min(nl - l, n_cls - c)
+            u[:, l : l + run] = seg[n, :, c : c + run]
+            l += run
         _sort_block(u, nl, order, v, scratch)
         for l in range(nl):
             n, c = divmod(r0 + l, n_cls)
