@@ -11,8 +11,11 @@ there. The code path is the same; `conv_time_major` and `conv_memory` are where 
 produces the same row results (`_Rows`, in snippet order): the mask, each snippet's §5 weight, and §5's act and bkg
 logits, so the gradient path of §5 is one custom autograd function (`_VideoLogits`) on any device. Two
 implementations compute them, one per device, chosen in `_row_results`:
-- CPU: one numba kernel walks each row once (radix argsort, §3 scan, §4 threshold, §5 weights and logits), with no
-  sort / gather / scatter round trips through [N, T, C] tensors (`_rows_numba`).
+- CPU: one numba kernel (`_rows_numba`) on blocks of LANES rows: each row is sorted on its own (a bucket sort,
+  `_sort_block`), then §3's scan, §4's threshold and §5's weights and logits walk the sorted positions once for the
+  whole block with its rows as SIMD lanes (`_scan_block`, `_refine_block`, `_weights_block`), and the results go
+  straight back to snippet order: no sort / gather / scatter round trips through [N, T, C] tensors. Blocks are
+  spread over torch.get_num_threads() threads in chunks each thread takes when free (`_run_blocks`).
 - CUDA: torch ops on sorted rows [N, C, T] (`_threshold_sorted`) and a Triton kernel for the sequential §3 scan, one
   program per row (`_cluster_sorted`); triton is imported lazily so CPU users without it are unaffected. §4's running
   sums are added in order (`_sequential_cumsum_`), so its float comparisons are decided like a plain loop's.
@@ -781,7 +784,7 @@ def _logits_grad(mask: Tensor, weight: Tensor, g_act: Tensor, g_bkg: Tensor) -> 
     if mask.is_cuda:
         return _logits_grad_torch(mask, weight, g_act, g_bkg)
     # CPU: one numba pass, 3x faster than the two torch ops; mask and weight are stored [N, C, T] there. One thread:
-    # it is memory-bound, and a second thread here competed with PyTorch's own (1.5x slower with 2 threads, unloaded)
+    # it is memory-bound, and a second thread here competed with PyTorch's own (the torch part got slower)
     out = np.empty(mask.transpose(1, 2).shape, dtype=np.result_type(weight.numpy().dtype, g_act.numpy().dtype))
     m, w = mask.transpose(1, 2).contiguous().numpy(), weight.transpose(1, 2).contiguous().numpy()
     _logits_grad_numba(m, w, g_act.contiguous().numpy(), g_bkg.contiguous().numpy(), out)
