@@ -512,7 +512,9 @@ def _rows_numba(
         while l < nl:  # the block's rows as columns, a run of consecutive classes of one video at a time
             n, c = divmod(r0 + l, n_cls)
             run = min(nl - l, n_cls - c)
-            u[:, l : l + run] = seg[n, :, c : c + run]
+            for t in range(t_len):  # (loops, not a slice assignment: the same code, a third of the compile time)
+                for j in range(run):
+                    u[t, l + j] = seg[n, t, c + j]
             l += run
         _sort_block(u, nl, order, v, scratch)
         for l in range(nl):
@@ -614,9 +616,13 @@ def _cluster_scan_numba(vals: np.ndarray, ranks: np.ndarray, out: np.ndarray) ->
     v, m = np.empty((vals.shape[1], LANES), vals.dtype), np.empty((vals.shape[1], LANES), vals.dtype)
     for r0 in range(0, vals.shape[0], LANES):
         nl = min(LANES, vals.shape[0] - r0)
-        v[:, :nl] = vals[r0 : r0 + nl].T
+        for k in range(vals.shape[1]):
+            for l in range(nl):
+                v[k, l] = vals[r0 + l, k]
         _scan_block(v, ranks, inv_ranks, m, nl)
-        out[r0 : r0 + nl] = m[:, :nl].T
+        for l in range(nl):
+            for k in range(vals.shape[1]):
+                out[r0 + l, k] = m[k, l]
 
 
 @functools.cache
