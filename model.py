@@ -227,6 +227,7 @@ _JIT = {"cache": True, "error_model": "numpy"}  # numpy's division (no zero-divi
 LANES = 32  # rows per block of the CPU kernel: §3–§5's loops over sorted positions k run with the rows as SIMD lanes
 CROWDED = 16  # a row with more values in one sort bucket takes the LSD radix sort
 NB_PER_T = 2  # sort buckets per value (rounded up to a power of two)
+LANE_COUNTS = 256  # up to this many buckets (T ≤ 128), a block's rows are counted together (`_sort_block`)
 
 
 @numba.njit(**_JIT)
@@ -380,15 +381,13 @@ def _lsd_argsort(
 @numba.njit(**_JIT)
 def _bucket_digits(u: np.ndarray, nl: int, dig: np.ndarray) -> int:  # pragma: no cover (jit)
     """dig[t, l] ← the sort bucket of u[t, l] within its row, for the rows (columns) l < nl of u [T, L]: nb equal-width
-    buckets over the row's range, highest values in bucket 0, nb = the power of two ≥ NB_PER_T·T (≥ 16). Returns nb.
+    buckets over the row's range, highest values in bucket 0, nb = `_n_buckets(T)`. Returns nb.
 
     Monotone (a larger value never gets a higher bucket, equal values share one; every step rounds monotonically), so
     sorting inside buckets sorts the row. ±inf and huge or tiny ranges collapse the buckets into one or two (0·inf and
     inf − inf give NaN, sent to bucket 0), which stays monotone; such rows end up in the LSD radix sort as crowded."""
     t_len = u.shape[0]
-    nb = 16
-    while nb < NB_PER_T * t_len:
-        nb *= 2
+    nb = _n_buckets(t_len)
     hi, lo = np.empty(nl, u.dtype), np.empty(nl, u.dtype)
     for l in range(nl):
         hi[l], lo[l] = u[0, l], u[0, l]
@@ -411,40 +410,74 @@ def _bucket_digits(u: np.ndarray, nl: int, dig: np.ndarray) -> int:  # pragma: n
 
 
 @numba.njit(**_JIT)
+def _n_buckets(t_len: int) -> int:  # pragma: no cover (jit)
+    """Sort buckets for a row of T values: the power of two ≥ NB_PER_T·T, at least 16."""
+    nb = 16
+    while nb < NB_PER_T * t_len:
+        nb *= 2
+    return nb
+
+
+@numba.njit(**_JIT)
 def _sort_block(u: np.ndarray, nl: int, order: np.ndarray, v: np.ndarray, scratch: tuple) -> None:  # pragma: no cover
     """The rows (columns) l < nl of u [T, L]: order[l] [T] ← the positions of u[:, l] sorted by value descending, stable
     (equal values keep their temporal order; -0.0 ties +0.0), v[:, l] ← the sorted values.
 
-    A counting sort of each row on its buckets (`_bucket_digits`), the rows interleaved (lane-inner loops: the bucket
-    prefix sums vectorise), then an insertion sort inside buckets; a row with a bucket of more than CROWDED values
-    takes `_lsd_argsort` instead. scratch = `_sort_scratch(T, u)`."""
+    A counting sort of each row on its buckets (`_bucket_digits`), then an insertion sort inside buckets; a row with
+    a bucket of more than CROWDED values takes `_lsd_argsort` instead. Short rows (≤ LANE_COUNTS buckets) are counted
+    interleaved, in one [buckets, L] table (lane-inner loops: the prefix sums vectorise); longer rows one at a time,
+    as a [buckets, L] table would no longer fit in cache. scratch = `_sort_scratch(T, u)`."""
     dig, count, sv, keys, idx, row = scratch
     t_len = u.shape[0]
     nb = _bucket_digits(u, nl, dig)
-    cnt = count[:nb]
-    cnt[:] = 0
-    for t in range(t_len):
+    most = np.zeros(nl, np.int32)  # each row's fullest bucket
+    if nb <= LANE_COUNTS:
+        cnt = count[: nb * LANES].reshape(nb, LANES)
+        for d in range(nb):
+            for l in range(nl):
+                cnt[d, l] = 0
+        for t in range(t_len):
+            for l in range(nl):
+                cnt[dig[t, l], l] += 1
+        total = np.zeros(nl, np.int32)
+        for d in range(nb):  # bucket starts
+            for l in range(nl):
+                c, tl, mx = cnt[d, l], total[l], most[l]
+                cnt[d, l] = tl
+                total[l] = tl + c
+                most[l] = c if c > mx else mx
+        for t in range(t_len):  # bucket by bucket, in temporal order inside each
+            for l in range(nl):
+                d = dig[t, l]
+                p = cnt[d, l]
+                cnt[d, l] = p + 1
+                sv[l, p], order[l, p] = u[t, l], t
+    else:
+        cnt = count[:nb]
         for l in range(nl):
-            cnt[dig[t, l], l] += 1
-    total, most = np.zeros(nl, np.int32), np.zeros(nl, np.int32)
-    for d in range(nb):  # bucket starts, and each row's fullest bucket
-        for l in range(nl):
-            c, tl, mx = cnt[d, l], total[l], most[l]
-            cnt[d, l] = tl
-            total[l] = tl + c
-            most[l] = c if c > mx else mx
-    for t in range(t_len):  # bucket by bucket, in temporal order inside each
-        for l in range(nl):
-            d = dig[t, l]
-            p = cnt[d, l]
-            cnt[d, l] = p + 1
-            sv[l, p], order[l, p] = u[t, l], t
+            for d in range(nb):
+                cnt[d] = 0
+            for t in range(t_len):
+                cnt[dig[t, l]] += 1
+            total, mx = 0, 0
+            for d in range(nb):
+                c = cnt[d]
+                cnt[d] = total
+                total += c
+                mx = max(mx, c)
+            most[l] = mx
+            s, o = sv[l], order[l]
+            for t in range(t_len):
+                d = dig[t, l]
+                p = cnt[d]
+                cnt[d] = p + 1
+                s[p], o[p] = u[t, l], t
     for l in range(nl):
         s, o = sv[l], order[l]
         if most[l] > CROWDED:
             for t in range(t_len):
                 row[t] = u[t, l]
-            _lsd_argsort(row, o, keys, idx, count.reshape(-1))
+            _lsd_argsort(row, o, keys, idx, count)
             for k in range(t_len):
                 s[k] = row[o[k]]
         else:  # moves stay inside a bucket (an earlier bucket's values are ≥); equal values never pass each other
@@ -463,12 +496,10 @@ def _sort_block(u: np.ndarray, nl: int, order: np.ndarray, v: np.ndarray, scratc
 @numba.njit(**_JIT)
 def _sort_scratch(t_len: int, like: np.ndarray) -> tuple:  # pragma: no cover (jit)
     """The scratch of `_sort_block` for blocks of [T, LANES] values of like's dtype."""
-    nb = 16
-    while nb < NB_PER_T * t_len:
-        nb *= 2
+    nb = _n_buckets(t_len)
     return (
         np.empty((t_len, LANES), np.int32),  # bucket of each value
-        np.empty((nb, LANES), np.int32),  # bucket counts (flat: the LSD sort's, ≥ 256 of them)
+        np.empty(max(256, nb * LANES if nb <= LANE_COUNTS else nb), np.int32),  # bucket counts; the LSD sort's too
         np.empty((LANES, t_len), like.dtype),  # sorted values, one row per lane
         np.empty((2, t_len), np.uint64),  # LSD sort: keys
         np.empty((2, t_len), np.int64),  # LSD sort: positions

@@ -37,7 +37,7 @@ def make_inputs(kind: str, n: int, t: int, c: int, dtype: torch.dtype, seed: int
     return seg.to(dtype), cas.to(dtype)
 
 
-CASES = [(t, c) for t in (1, 2, 3, 11) for c in (1, 20)] + [(11, 200), (3, 200), (60, 4)]
+CASES = [(t, c) for t in (1, 2, 3, 11) for c in (1, 20)] + [(11, 200), (3, 200), (60, 4), (300, 4)]  # T 300: long rows
 
 
 @pytest.fixture(params=["numba", "torch"])
