@@ -37,7 +37,7 @@ def make_inputs(kind: str, n: int, t: int, c: int, dtype: torch.dtype, seed: int
     return seg.to(dtype), cas.to(dtype)
 
 
-CASES = [(t, c) for t in (1, 2, 3, 11) for c in (1, 20)] + [(11, 200), (3, 200), (60, 4)]
+CASES = [(t, c) for t in (1, 2, 3, 11) for c in (1, 20)] + [(11, 200), (3, 200), (60, 4), (300, 4)]  # T 300: long rows
 
 
 @pytest.fixture(params=["numba", "torch"])
@@ -109,10 +109,10 @@ def test_forward_chain_equals_public_steps_and_no_positive_rows(dtype, device, r
 
 
 def adversarial_rows(dtype: np.dtype, seed: int) -> list[np.ndarray]:
-    """Rows for the stable descending sort: ties, ±0.0, negatives, subnormals, values a few ulps apart, crowded
-    values (one radix bucket of > 16 keys: the LSD fallback), and the lengths T = 1, 2, 11."""
+    """Rows for the stable descending sort: ties, ±0.0, ±inf, negatives, subnormals, values a few ulps apart, huge
+    ranges, crowded values (a bucket of > 16 values: the LSD radix sort), and the lengths T = 1, 2, 11."""
     rng = np.random.default_rng(seed)
-    tiny = np.finfo(dtype).tiny
+    tiny, big = np.finfo(dtype).tiny, np.finfo(dtype).max
     rows = [
         rng.random(80).astype(dtype),
         np.round(rng.random(80) * 4).astype(dtype) / 4,  # heavy ties
@@ -121,8 +121,11 @@ def adversarial_rows(dtype: np.dtype, seed: int) -> list[np.ndarray]:
         (rng.standard_normal(300) * 1e3).astype(dtype),  # both signs, many exponents
         np.array([tiny / 4, tiny / 2, 0.0, -tiny / 4, tiny, -tiny], dtype),  # subnormals
         np.nextafter(dtype(0.5), dtype(1), dtype=dtype) ** np.arange(60).astype(dtype),  # values ulps apart
-        (0.5 + rng.integers(0, 40, 750) * np.finfo(dtype).eps).astype(dtype),  # crowded: LSD fallback
+        (0.5 + rng.integers(0, 40, 750) * np.finfo(dtype).eps).astype(dtype),  # crowded: many ties, few values
         np.concatenate([np.full(40, 0.25, dtype), rng.random(40).astype(dtype)]),  # one crowded bucket of ties
+        np.concatenate([[big, -big], rng.random(30).astype(dtype)]).astype(dtype),  # range overflows: one bucket
+        np.array([np.inf, 1, -np.inf, 0, np.inf, -0.0, 3] * 3, dtype),  # ±inf: buckets collapse
+        np.concatenate([[1e30], rng.random(40)]).astype(dtype),  # an outlier: the rest crowd one bucket
         np.array([0.3], dtype),
         np.array([0.2, 0.2], dtype),
         rng.random(11).astype(dtype),
@@ -130,15 +133,31 @@ def adversarial_rows(dtype: np.dtype, seed: int) -> list[np.ndarray]:
     return rows
 
 
+def stable_desc(row: np.ndarray) -> list[int]:
+    return sorted(range(len(row)), key=lambda k: -row[k])  # Python's sort is stable; -0.0 == 0.0
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_radix_argsort_is_a_stable_descending_sort(dtype):
-    for i, row in enumerate(adversarial_rows(dtype, seed=5)):
+def test_row_sorts_are_stable_descending_sorts(dtype):
+    rows = adversarial_rows(dtype, seed=5)
+    for i, row in enumerate(rows):  # the LSD radix sort alone (the bucket sort's fallback for crowded rows)
         t = len(row)
         order = np.empty(t, np.int64)
         scratch = np.empty((2, t), np.uint64), np.empty((2, t), np.int64), np.empty(256, np.int64)
-        model._argsort_desc(np.ascontiguousarray(row), order, *scratch)
-        want = sorted(range(t), key=lambda k, row=row: -row[k])  # Python's sort is stable; -0.0 == 0.0
-        assert order.tolist() == want, i
+        model._lsd_argsort(np.ascontiguousarray(row), order, *scratch)
+        assert order.tolist() == stable_desc(row), i
+    for t in sorted({len(r) for r in rows}):  # the block sort: every row of that length in one block, as columns
+        block = [r for r in rows if len(r) == t]
+        block += [r[::-1].copy() for r in block] + [np.roll(r, 3) for r in block]
+        u = np.zeros((t, model.LANES), dtype)
+        for lanes in range(0, len(block), model.LANES):
+            cols = block[lanes : lanes + model.LANES]
+            u[:, : len(cols)] = np.stack(cols, axis=1)
+            order, v = np.empty((model.LANES, t), np.int64), np.empty_like(u)
+            model._sort_block(u, len(cols), order, v, model._sort_scratch(t, u))
+            for j, col in enumerate(cols):
+                assert order[j].tolist() == stable_desc(col), (t, j)
+                assert v[:, j].tobytes() == col[order[j]].tobytes()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -153,6 +172,40 @@ def test_numba_and_torch_row_results_agree(kind, dtype):
         torch.testing.assert_close(fast.weight, slow.weight, rtol=0, atol=tol)
         if args[1] is not None:
             torch.testing.assert_close(fast.logits, slow.logits, rtol=0, atol=10 * tol)
+
+
+def test_run_blocks_covers_each_block_once_and_raises(monkeypatch):
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(model.torch, "get_num_threads", lambda threads=threads: threads)
+        for n_blocks, per_chunk in ((1, 1), (7, 2), (10, 3), (5, 9)):
+            seen = np.zeros(n_blocks, int)
+
+            def kernel(first, end, seen=seen):
+                seen[first:end] += 1
+
+            model._run_blocks(kernel, n_blocks, per_chunk)
+            assert seen.tolist() == [1] * n_blocks, (threads, n_blocks, per_chunk)
+
+        def fail(first, end):
+            raise RuntimeError(f"block {first}")
+
+        with pytest.raises(RuntimeError, match="block"):
+            model._run_blocks(fail, 6, 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_row_results_equal_on_one_and_two_threads(dtype):
+    seg, cas = make_inputs("q2", 8, 750, 20, dtype, seed=4)  # 5 blocks of rows, in 3 chunks
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(model._rows_cpu(seg, cas, None, True))
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*results, strict=True):
+        assert a.numpy().tobytes() == b.numpy().tobytes()
 
 
 def test_video_scores_gradient_equals_autograd_of_the_spec_formula():
