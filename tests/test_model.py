@@ -15,6 +15,7 @@ import reference_model as ref
 import torch
 
 import model
+import model_cpu
 from model import ACRNet, ACRNetOutput
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -144,17 +145,17 @@ def test_row_sorts_are_stable_descending_sorts(dtype):
         t = len(row)
         order = np.empty(t, np.int64)
         scratch = np.empty((2, t), np.uint64), np.empty((2, t), np.int64), np.empty(256, np.int64)
-        model._lsd_argsort(np.ascontiguousarray(row), order, *scratch)
+        model_cpu._lsd_argsort(np.ascontiguousarray(row), order, *scratch)
         assert order.tolist() == stable_desc(row), i
     for t in sorted({len(r) for r in rows}):  # the block sort: every row of that length in one block, as columns
         block = [r for r in rows if len(r) == t]
         block += [r[::-1].copy() for r in block] + [np.roll(r, 3) for r in block]
-        u = np.zeros((t, model.LANES), dtype)
-        for lanes in range(0, len(block), model.LANES):
-            cols = block[lanes : lanes + model.LANES]
+        u = np.zeros((t, model_cpu.LANES), dtype)
+        for lanes in range(0, len(block), model_cpu.LANES):
+            cols = block[lanes : lanes + model_cpu.LANES]
             u[:, : len(cols)] = np.stack(cols, axis=1)
-            order, v = np.empty((model.LANES, t), np.int64), np.empty_like(u)
-            model._sort_block(u, len(cols), order, v, model._sort_scratch(t, u))
+            order, v = np.empty((model_cpu.LANES, t), np.int64), np.empty_like(u)
+            model_cpu._sort_block(u, len(cols), order, v, model_cpu._sort_scratch(t, u))
             for j, col in enumerate(cols):
                 assert order[j].tolist() == stable_desc(col), (t, j)
                 assert v[:, j].tobytes() == col[order[j]].tobytes()
@@ -176,21 +177,21 @@ def test_numba_and_torch_row_results_agree(kind, dtype):
 
 def test_run_blocks_covers_each_block_once_and_raises(monkeypatch):
     for threads in (1, 2, 3):
-        monkeypatch.setattr(model.torch, "get_num_threads", lambda threads=threads: threads)
+        monkeypatch.setattr(model_cpu.torch, "get_num_threads", lambda threads=threads: threads)
         for n_blocks, per_chunk in ((1, 1), (7, 2), (10, 3), (5, 9)):
             seen = np.zeros(n_blocks, int)
 
             def kernel(first, end, seen=seen):
                 seen[first:end] += 1
 
-            model._run_blocks(kernel, n_blocks, per_chunk)
+            model_cpu._run_blocks(kernel, n_blocks, per_chunk)
             assert seen.tolist() == [1] * n_blocks, (threads, n_blocks, per_chunk)
 
         def fail(first, end):
             raise RuntimeError(f"block {first}")
 
         with pytest.raises(RuntimeError, match="block"):
-            model._run_blocks(fail, 6, 1)
+            model_cpu._run_blocks(fail, 6, 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
