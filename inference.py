@@ -4,7 +4,7 @@ post-processing → detection mAP), the files a test pass writes, and testing a 
     result = test_pass(model, split, cfg, device)      # EvalResult: accuracy, maps [n_tiou], predictions
     print(map_table(tious, result.maps, result.accuracy, "thumos14 test mAP (%)"))
 
-`cfg` is main.Config (any object with its fields works).
+`cfg` is config.Config (any object with its fields works).
 """
 
 from __future__ import annotations

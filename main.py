@@ -1,5 +1,6 @@
-"""ACRNet: train and test, one CLI (SPEC §7–10). This file is the command line, the config and the dispatch; the work
-is in train.py (SPEC §8), inference.py (§9–§10 test pass), seeds.py (seed variance), localize.py (--video).
+"""ACRNet: train and test, one CLI (SPEC §7–10). This file is the command line and the dispatch; the settings are
+config.py's `Config`, the work is in train.py (SPEC §8), inference.py (§9–§10 test pass), seeds.py (seed variance),
+localize.py (--video).
 
     python main.py --data_path data --data_name thumos14                      # train (SPEC §8), best-on-test
     python main.py --data_path data --data_name thumos14 --val_fraction 0.2   # the honest protocol
@@ -18,25 +19,20 @@ continue it, --overwrite to replace it; `--demo` overwrites its own folder).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import demo
 import inference
 import localize
-import postprocess
 import seeds
 import train
+from config import DATASET_DEFAULTS, DEMO_DEFAULTS, TEST_SETTINGS, Config, validate
 from utils import (
     InputError,
-    format_thresholds,
-    is_finite_number,
     parse_act_th,
     parse_seeds,
     prepare_output_dir,
@@ -45,78 +41,6 @@ from utils import (
     resolve_device,
     run_cli,
 )
-
-# SPEC §8 per-dataset settings (the authors' values); a flag given on the command line overrides them.
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "thumos14": {"num_seg": 750, "batch_size": 32, "alpha": 0.5, "pool": False},
-    "activitynet1.2": {"num_seg": 80, "batch_size": 128, "alpha": 0.8, "pool": True},
-    "activitynet1.3": {"num_seg": 80, "batch_size": 128, "alpha": 0.8, "pool": True},
-}
-# `--demo`: a config small enough to train on a 2-core CPU in minutes (the synthetic videos have L 15–117).
-DEMO_DEFAULTS: dict[str, Any] = {
-    "data_path": "demo_data",
-    "data_name": "thumos14",
-    "save_path": "outputs/demo",
-    "num_seg": 48,
-    "batch_size": 8,
-    "num_iter": 60,
-    "eval_iter": 20,
-    "init_lr": 3e-4,  # few steps: a larger rate than the authors' 1e-4 (still cosine-annealed to 0)
-    "overwrite": True,  # its own folder holds throwaway runs: a second `--demo` replaces the first (a note says so)
-}
-# The settings that change test results; --model_file takes them from the checkpoint unless a flag is given.
-TEST_SETTINGS = ("num_seg", "cls_th", "iou_th", "act_th", "alpha", "fps", "rate", "pool")
-
-
-@dataclass
-class Config:
-    """Every setting of a run, printed at start and stored in checkpoints (`meta["config"]`)."""
-
-    data_path: str = "data"
-    data_name: str = "thumos14"
-    save_path: str = "outputs"
-    num_seg: int = 750
-    batch_size: int = 32
-    num_iter: int = 2000
-    eval_iter: int = 100
-    init_lr: float = 1e-4
-    weight_decay: float = 1e-3
-    lamda: float = 0.1
-    cls_th: float = 0.1
-    iou_th: float = 0.1
-    act_th: list[float] = field(default_factory=postprocess.ACT_THRESHOLDS.tolist)
-    alpha: float = 0.5
-    fps: float = 25.0
-    rate: int = 16
-    workers: int = 0
-    seed: int = 42
-    seeds: list[int] | None = None
-    pool: bool = False
-    annotation_file: str | None = None
-    ambiguous: bool = True
-    model_file: str | None = None
-    device: str = "auto"
-    resume: bool = False
-    overwrite: bool = False
-    stop_at: int | None = None
-    val_fraction: float = 0.0
-    demo: bool = False
-    save_vis: bool = False
-    video: str | None = None
-    rgb_weights: str | None = None
-    flow_weights: str | None = None
-    flow: str = "tvl1"  # --video's optical flow: tvl1.py (the authors' CUDA TV-L1) or "opencv" (OpenCV's CPU class)
-    progress: bool = True
-    tf32: bool = False
-    cudnn_benchmark: bool = False
-    preload: bool = False
-    skip_bad: bool = False
-
-    def summary(self) -> str:
-        items = dataclasses.asdict(self)
-        items["act_th"] = format_thresholds(self.act_th)
-        return "config: " + " ".join(f"{k}={v}" for k, v in items.items())
-
 
 # --- command line ----------------------------------------------------------------------------------------------
 
@@ -188,58 +112,6 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
     cfg = Config(**{**DATASET_DEFAULTS[data_name], **demo, **stored, **given, "data_name": data_name})
     validate(cfg)
     return cfg
-
-
-# The range of every numeric flag, checked up front (`--init_lr -1` was an Adam traceback, `--lamda nan` a NaN loss
-# and a garbage checkpoint with exit 0). flag → (test, what the one-line error says the value must be).
-AT_LEAST_1 = (lambda v: v >= 1, "at least 1")
-POSITIVE = (lambda v: v > 0, "a finite number > 0")
-NON_NEGATIVE = (lambda v: v >= 0, "a finite number >= 0")
-UNIT = (lambda v: 0 <= v <= 1, "a finite number in [0, 1]")  # scores and tIoUs lie in [0, 1]
-SEED = (lambda v: 0 <= v < 2**32, "in [0, 2**32)")  # numpy.random.seed's range
-FLAG_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "num_seg": AT_LEAST_1,
-    "batch_size": AT_LEAST_1,
-    "num_iter": AT_LEAST_1,
-    "eval_iter": AT_LEAST_1,
-    "rate": AT_LEAST_1,
-    "stop_at": AT_LEAST_1,
-    "workers": (lambda v: v >= 0, "0 or more"),
-    "seed": SEED,
-    "init_lr": POSITIVE,
-    "weight_decay": NON_NEGATIVE,
-    "lamda": NON_NEGATIVE,
-    "cls_th": UNIT,
-    "iou_th": UNIT,
-    "alpha": POSITIVE,
-    "fps": POSITIVE,
-    "val_fraction": (lambda v: 0 <= v < 1, "a finite number in [0, 1)"),
-}
-
-
-def check_range(flag: str, value: Any) -> None:
-    """One numeric flag against FLAG_RANGES (None = not set) → InputError `--<flag> <value>: must be <rule>`."""
-    ok, must = FLAG_RANGES[flag]
-    if value is not None and not (is_finite_number(value) and ok(value)):
-        shown = f"{value:g}" if isinstance(value, float) else value
-        raise InputError(f"--{flag} {shown}: must be {must}")
-
-
-def validate(cfg: Config) -> None:
-    """Refuse settings that cannot run, in one line each, before anything is read or written."""
-    for flag in FLAG_RANGES:
-        check_range(flag, getattr(cfg, flag))
-    if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in cfg.act_th):
-        raise InputError(
-            f"--act_th {format_thresholds(cfg.act_th)}: thresholds must lie in [0, 1] (scores are clipped)"
-        )
-    if cfg.seeds is not None:
-        if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
-            raise InputError(f"--seeds {cfg.seeds}: give one or more distinct seeds")
-        for seed in cfg.seeds:
-            check_range("seed", seed)
-        if cfg.model_file or cfg.video:
-            raise InputError("--seeds trains one run per seed; it does not go with --model_file or --video")
 
 
 # --- dispatch ----------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Training (SPEC §8): the authors' batch stream, the loop with its periodic evaluation, the best-checkpoint rule and
-the resume state. main.py calls `train(cfg, device)`; `cfg` is main.Config.
+the resume state. main.py calls `train(cfg, device)`; `cfg` is config.Config.
 
 Batch stream (`BatchStream`): the V training videos listed round-robin to batch_size·num_iter items (item i = video
 i mod V), one uniformly random permutation of that whole list per seed, step k taking items (k-1)·B … k·B-1. So every

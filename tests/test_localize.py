@@ -81,7 +81,7 @@ def flow_weights(tmp_path_factory) -> Path:
 
 
 def make_cfg(tmp_path: Path, **kw) -> SimpleNamespace:
-    """main.Config's fields that localize reads, with SPEC defaults for THUMOS14."""
+    """config.Config's fields that localize reads, with SPEC defaults for THUMOS14."""
     base = dict(data_path=str(tmp_path / "no_data"), data_name="thumos14", save_path=str(tmp_path / "out"),
                 model_file=None, num_seg=750, cls_th=0.1, iou_th=0.1, act_th=np.arange(0.1, 1.0, 0.05), alpha=0.5,
                 fps=25.0, rate=16, device="cpu", pool=False, video=None, rgb_weights=None, flow_weights=None,

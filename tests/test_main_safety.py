@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+import config
 import dataset
 import demo
 import inference
@@ -104,8 +105,8 @@ BAD_FLAGS = [
 
 def test_every_numeric_setting_has_a_range_and_a_case_here():
     """A numeric Config field added without a FLAG_RANGES entry (or without a case above) fails here."""
-    numeric = {f.name for f in dataclasses.fields(main.Config) if f.type in ("int", "float", "int | None")}
-    assert numeric == set(main.FLAG_RANGES) == {flag for flag, _, _ in BAD_FLAGS}
+    numeric = {f.name for f in dataclasses.fields(config.Config) if f.type in ("int", "float", "int | None")}
+    assert numeric == set(config.FLAG_RANGES) == {flag for flag, _, _ in BAD_FLAGS}
 
 
 @pytest.mark.parametrize("flag, value, rule", BAD_FLAGS)
