@@ -68,6 +68,18 @@ def fake_tvl1(monkeypatch):
     monkeypatch.setattr(tvl1, "tvl1", port)
 
 
+def extract_runs(monkeypatch) -> list[str]:
+    """The names of the videos extract.extract_video runs from now on (it still runs them), in order."""
+    runs, real_extract = [], extract.extract_video
+
+    def counting_extract(path, *args, **kwargs):
+        runs.append(path.name)
+        return real_extract(path, *args, **kwargs)
+
+    monkeypatch.setattr(extract, "extract_video", counting_extract)
+    return runs
+
+
 def table(text: str) -> dict[str, tuple[int, ...]]:
     """The summary table's rows → {status: (videos, snippets, frames)}."""
     rows = {}
@@ -200,14 +212,7 @@ def test_resume_shards_and_torchrun_ranks(tmp_path, weights, monkeypatch, capsys
     assert not (out / "b_rgb.npy").exists()
     monkeypatch.setattr(SnippetRunner, "add", real_add)
 
-    runs = []
-    real_extract = extract.extract_video
-
-    def counting_extract(path, *args, **kwargs):
-        runs.append(path.name)
-        return real_extract(path, *args, **kwargs)
-
-    monkeypatch.setattr(extract, "extract_video", counting_extract)
+    runs = extract_runs(monkeypatch)
     (out / "c_rgb.npy").write_bytes(b"truncated")  # an invalid output is redone
     assert main(base) == 0
     assert runs == ["b.mp4", "c.mp4"]  # a was finished: skipped, not recomputed
@@ -298,14 +303,7 @@ def test_read_only_output_dir_and_full_disk_are_one_line(tmp_path, weights, monk
     write_video(vids / "a.mp4", 18)
     write_video(vids / "b.mp4", 18, seed=1)
     argv = ["--video_dir", str(vids), "--output_dir", str(out), "--rgb_weights", str(weights["rgb"])]
-    runs = []
-    real_extract = extract.extract_video
-
-    def counting_extract(path, *args, **kwargs):
-        runs.append(path.name)
-        return real_extract(path, *args, **kwargs)
-
-    monkeypatch.setattr(extract, "extract_video", counting_extract)
+    runs = extract_runs(monkeypatch)
 
     def fail(code):
         def raise_it(*args, **kwargs):
