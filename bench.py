@@ -63,7 +63,7 @@ def _timed(fn: Callable[[], object], device: str) -> float:
 @section("main")
 def bench_main(args: argparse.Namespace) -> None:
     """main.py: a training step (forward, loss, backward, Adam) with the foreach Adam baseline vs the fused Adam that
-    main.py uses; and the test pass (SPEC §9–10) per video vs the bare forward passes over the same videos."""
+    main.py uses; and the test pass (method §9–10) per video vs the bare forward passes over the same videos."""
     import tempfile
 
     import dataset
@@ -217,7 +217,7 @@ def bench_extract(args: argparse.Namespace) -> None:
 
 @section("video")
 def bench_video(args: argparse.Namespace) -> None:
-    """Frames/s of decode+resize (video.iter_frames) and TV-L1 flow (SPEC §12.3 parameters), 1 core and all cores."""
+    """Frames/s of decode+resize (video.iter_frames) and TV-L1 flow (method §12.3 parameters), 1 core and all cores."""
     import os
     import tempfile
     from fractions import Fraction
@@ -272,8 +272,8 @@ def bench_video(args: argparse.Namespace) -> None:
 @section("flow")
 def bench_flow(args: argparse.Namespace) -> None:
     """TV-L1: tvl1.py (the port of OpenCV's CUDA class, on --device) against OpenCV's CPU DualTVL1 (the baseline a user
-    would otherwise run, SPEC parameters, the same number of threads) on real 341×256 frames, interleaved:
-    1. frame pairs/s; 2. per shared video, on its first frames: quantised-flow agreement (SPEC §12.4), end-point
+    would otherwise run, the authors' parameters, the same number of threads) on real 341×256 frames, interleaved:
+    1. frame pairs/s; 2. per shared video, on its first frames: quantised-flow agreement (method §12.4), end-point
     difference, inner iterations per warp, and the cosine of I3D flow features from either flow (a PROXY network: the
     real I3D RGB weights with Conv3d_1a averaged over its 3 input channels and copied to 2 — TSN's cross-modality
     initialisation; no I3D flow weights exist here); 3. extract.py end to end (RGB + flow features), frames capped."""
@@ -325,7 +325,7 @@ def bench_flow(args: argparse.Namespace) -> None:
         cv.append(n_cv / (time.perf_counter() - t0))
     p, c = statistics.median(port), statistics.median(cv)
     where = f"{device}" if cuda else f"CPU, {threads} threads"
-    print(f"{'TV-L1 at 341x256, SPEC parameters':<52}{'pairs':>6}{'pairs/s':>9}")
+    print(f"{'TV-L1 at 341x256, authors parameters':<52}{'pairs':>6}{'pairs/s':>9}")
     print(f"{f'tvl1.py ({where}, batch {n_port})':<52}{n_port:>6}{p:>9.2f}")
     print(f"{f'OpenCV CPU DualTVL1 ({threads} OpenCV threads)':<52}{n_cv:>6}{c:>9.2f}")
     rounds = ", ".join(f"{a / b:.2f}" for a, b in zip(port, cv, strict=True))
@@ -358,7 +358,7 @@ def bench_flow(args: argparse.Namespace) -> None:
         net.load_state_dict(sd)
         net = net.eval().to(device)
     n_frames = 17 if args.quick else 65  # OpenCV's CPU class takes ~1-2 s per pair here
-    print(f"\nfirst {n_frames} frames of each video ({n_frames - 1} pairs), quantised flow (SPEC §12.4):")
+    print(f"\nfirst {n_frames} frames of each video ({n_frames - 1} pairs), quantised flow (method §12.4):")
     head = f"{'video':<28}{'identical':>10}{'within 1':>10}{'EPE px':>8}{'iters/warp':>11}{'(full res)':>11}"
     print(head + f"{'cos I3D proxy':>15}")
     hist = np.zeros(5, np.int64)  # iterations per warp: 2, 3-10, 11-50, 51-299, 300
@@ -594,7 +594,7 @@ def _load_note() -> str:
 
 @section("model")
 def bench_model(args: argparse.Namespace) -> None:
-    """ACRNet's own steps, SPEC §3–§6 (clustering, refining, video scores, both losses, their backward pass), against
+    """ACRNet's own steps, method §3–§6 (clustering, refining, video scores, both losses, their backward pass), against
     the authors' implementation as written (tests/authors_acrnet.py: §3 a T-step loop of tensor ops; §4 a Python loop
     over classes and videos, `refine_mask`, and the leaner loop over classes only, `refine_mask_by_class`), same inputs,
     interleaved rounds, medians."""

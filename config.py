@@ -1,4 +1,4 @@
-"""The one config of a run: every setting (`Config`), the per-dataset defaults of SPEC §8, the `--demo` config, and
+"""The one config of a run: every setting (`Config`), the per-dataset defaults of method §8, the `--demo` config, and
 the range check of every numeric setting. main.py builds a Config from the command line (`main.make_config`);
 train.py, inference.py, seeds.py and localize.py read it.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import postprocess
 from utils import InputError, format_thresholds, is_finite_number
 
-# SPEC §8 per-dataset settings (the authors' values); a flag given on the command line overrides them.
+# method §8 per-dataset settings (the authors' values); a flag given on the command line overrides them.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "thumos14": {"num_seg": 750, "batch_size": 32, "alpha": 0.5, "pool": False},
     "activitynet1.2": {"num_seg": 80, "batch_size": 128, "alpha": 0.8, "pool": True},

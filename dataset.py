@@ -1,4 +1,4 @@
-"""Datasets (SPEC §7): the one place that knows annotation formats, feature layouts, splits and snippet sampling.
+"""Datasets (method §7): the one place that knows annotation formats, feature layouts, splits and snippet sampling.
 
     split = load_split("data", "thumos14", "train")            # validates every feature file once
     ds = FeatureDataset(split, num_seg=750, mode="train")        # ds[i] or ds[(i, seed)]
@@ -27,8 +27,8 @@ from tqdm import tqdm
 from utils import InputError, atomic_text_write, is_finite_number, read_json, warn_once
 
 FEATURE_DIM = 1024  # channels per modality (I3D Mixed_5c)
-AMBIGUOUS_LABEL = "Ambiguous"  # THUMOS14's "Ambiguous" segments feed the prediction filter (SPEC §9.4), not a class
-MIN_SNIPPETS = 11  # SPEC §7.2: videos with L <= 10 snippets are skipped
+AMBIGUOUS_LABEL = "Ambiguous"  # THUMOS14's "Ambiguous" segments feed the prediction filter (method §9.4), not a class
+MIN_SNIPPETS = 11  # method §7.2: videos with L <= 10 snippets are skipped
 SHIPPED_AMBIGUOUS = Path(__file__).resolve().parent / "result" / "ambiguous.txt"  # THUMOS14's Ambiguous_test.txt
 
 THUMOS14_CLASSES: list[str] = [
@@ -40,7 +40,7 @@ THUMOS14_CLASSES: list[str] = [
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Where a dataset lives under `<data_path>` and its protocol (SPEC §7, §10). Paths are relative to data_path."""
+    """Where a dataset lives under `<data_path>` and its protocol (method §7, §10). Paths are relative to data_path."""
 
     name: str
     folder: str  # e.g. "thumos14": the dataset's folder under <data_path>
@@ -48,8 +48,8 @@ class DatasetInfo:
     feature_dirs: tuple[tuple[str, str], ...]  # (split, folder): ("train", "thumos14/features/val"), ...
     train_subset: str
     test_subset: str
-    dropped_test: tuple[str, ...]  # test videos removed for annotation errors (SPEC §7.2)
-    tiou_thresholds: tuple[float, ...]  # evaluation tIoUs (SPEC §10), exactly numpy.linspace's values
+    dropped_test: tuple[str, ...]  # test videos removed for annotation errors (method §7.2)
+    tiou_thresholds: tuple[float, ...]  # evaluation tIoUs (method §10), exactly numpy.linspace's values
     num_classes: int
 
     def feature_dir(self, split: str) -> str:
@@ -307,7 +307,7 @@ def read_ambiguous(path: str | os.PathLike) -> dict[str, list[tuple[float, float
 
 
 def class_names(annotations: Annotations) -> list[str]:
-    """Sorted class names over all videos and subsets; class index = position in this list (SPEC §7.2)."""
+    """Sorted class names over all videos and subsets; class index = position in this list (method §7.2)."""
     return sorted({a["label"] for entry in annotations.values() for a in entry["annotations"]})
 
 
@@ -454,7 +454,7 @@ def _skip_counts(skipped: list[tuple[str, str]]) -> Counter[str]:
 
 
 def _dataset_root(info: DatasetInfo, data_path: Path) -> Path:
-    """`<data_path>/<folder>` (SPEC §7.1); `data_path` may also be that folder itself (it then holds features/)."""
+    """`<data_path>/<folder>` (method §7.1); `data_path` may also be that folder itself (it then holds features/)."""
     if not data_path.is_dir():
         raise InputError(f"{data_path}: data folder not found")
     if (data_path / info.folder).is_dir():
@@ -462,7 +462,7 @@ def _dataset_root(info: DatasetInfo, data_path: Path) -> Path:
     if data_path.name == info.folder or (data_path / "features").is_dir():
         return data_path
     raise InputError(
-        f"{data_path}: no '{info.folder}/' folder here (expected {data_path / info.folder}/features/..., SPEC §7.1)"
+        f"{data_path}: no '{info.folder}/' folder here (expected {data_path / info.folder}/features/..., method §7.1)"
     )
 
 
@@ -562,14 +562,14 @@ def _check_split(split: str) -> None:
 
 
 def split_videos(annotations: Annotations, data_name: str, split: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """Annotation ids of a split (SPEC §7.2 subset, minus the dropped test videos), sorted → (ids, dropped)."""
+    """Annotation ids of a split (method §7.2 subset, minus the dropped test videos), sorted → (ids, dropped)."""
     info = dataset_info(data_name)
     _check_split(split)
     subset = info.train_subset if split == "train" else info.test_subset
     dropped = set(info.dropped_test) if split == "test" else set()
     ids = sorted(v for v, e in annotations.items() if e["subset"] == subset)
     kept = [v for v in ids if v not in dropped]
-    return kept, [(v, "dropped: annotation errors (SPEC §7.2)") for v in ids if v in dropped]
+    return kept, [(v, "dropped: annotation errors (method §7.2)") for v in ids if v in dropped]
 
 
 def load_split(
@@ -582,12 +582,12 @@ def load_split(
     progress: bool = True,
     ambiguous: bool = True,
 ) -> Split:
-    """Load and validate one split (SPEC §7): annotations, subset, drops, feature files, the ≤10-snippet skip.
+    """Load and validate one split (method §7): annotations, subset, drops, feature files, the ≤10-snippet skip.
 
     Every feature file is checked once (missing, unreadable, ndim, width 1024, float dtype, rgb/flow length,
     NaN/Inf): a bad one raises one InputError line naming the file, or with `skip_bad` is skipped and listed in
     `Split.skipped`. `annotation_file` overrides the dataset's default (a .json file or a THUMOS14 txt folder).
-    THUMOS14 test: the Ambiguous segments (SPEC §9.4) are required (InputError if no file is found) unless
+    THUMOS14 test: the Ambiguous segments (method §9.4) are required (InputError if no file is found) unless
     `ambiguous=False`, which leaves `Split.ambiguous` empty (no filter).
     """
     info = dataset_info(data_name)
@@ -613,7 +613,7 @@ def load_split(
     feat_dir = _rel(root, info.feature_dir(split))
     if not feat_dir.is_dir():
         raise InputError(
-            f"{feat_dir}: feature folder not found (expected <video>_rgb.npy / <video>_flow.npy, SPEC §7.1)"
+            f"{feat_dir}: feature folder not found (expected <video>_rgb.npy / <video>_flow.npy, method §7.1)"
         )
     names = set(os.listdir(feat_dir))
     matched, missing = _match_features(ids, names)
@@ -649,7 +649,7 @@ def load_split(
                 raise InputError(problem)
             skipped.append((stem, f"{kind}: {problem}"))
         elif n_rgb < MIN_SNIPPETS:
-            skipped.append((stem, f"short: {n_rgb} snippets (<= 10, SPEC §7.2)"))
+            skipped.append((stem, f"short: {n_rgb} snippets (<= 10, method §7.2)"))
         else:
             kept.append((stem, video, n_rgb))
 
@@ -681,7 +681,7 @@ def _assemble_split(
 ) -> Split:
     """The Split of the kept videos `kept` [(stem, annotation id, L)], in that order, for either layout: multi-hot
     labels, ground truth and durations from `annotations`; for the THUMOS14 test split the Ambiguous segments found
-    by `_find_ambiguous(*ambiguous_near)`, which must exist (never switch SPEC §9.4's filter off silently), or none
+    by `_find_ambiguous(*ambiguous_near)`, which must exist (never switch method §9.4's filter off silently), or none
     at all when `ambiguous_near` is None (--no_ambiguous)."""
     stems = [s for s, _, _ in kept]
     index = {c: i for i, c in enumerate(classes)}
@@ -706,11 +706,11 @@ def _assemble_split(
     )
     if info.name == "thumos14" and split == "test" and ambiguous_near is not None:
         amb_file = _find_ambiguous(*ambiguous_near)
-        if amb_file is None:  # never switch the SPEC §9.4 filter off silently
+        if amb_file is None:  # never switch the method §9.4 filter off silently
             raise InputError(
                 f"{ambiguous_near[1]}: no Ambiguous_test.txt (looked next to {ambiguous_near[0]}, in "
                 f"{ambiguous_near[1]} and for {SHIPPED_AMBIGUOUS}); the THUMOS14 protocol filters predictions with "
-                "it (SPEC §9.4): restore the file, or pass --no_ambiguous to evaluate without the filter"
+                "it (method §9.4): restore the file, or pass --no_ambiguous to evaluate without the filter"
             )
         amb = read_ambiguous(amb_file)
         result.ambiguous = {s: amb[v] for s, v, _ in kept if v in amb}
@@ -1037,7 +1037,7 @@ def load_wtalc_split(
     """`load_split` for the W-TALC layout: the same Split, with the features in memory (`Split.features`).
 
     Names from videoname.npy (row order of the features file), classes = sorted classlist.npy, subsets, segments
-    and labels from the folder (or from `annotation_file`, which then also gives the classes), SPEC §7.2's filters,
+    and labels from the folder (or from `annotation_file`, which then also gives the classes), method §7.2's filters,
     the THUMOS14 Ambiguous_test.txt of the folder. Every kept video's row is checked once ([T, 2048] float, finite).
     """
     info = dataset_info(data_name)
@@ -1076,7 +1076,7 @@ def load_wtalc_split(
                 raise InputError(problem)
             skipped.append((video, f"{kind}: {problem}"))
         elif L < MIN_SNIPPETS:
-            skipped.append((names[i], f"short: {L} snippets (<= 10, SPEC §7.2)"))
+            skipped.append((names[i], f"short: {L} snippets (<= 10, method §7.2)"))
         else:
             kept.append((video, i, L))
     if not kept:
@@ -1092,7 +1092,7 @@ def load_wtalc_split(
     )  # fmt: skip
 
 
-# --- snippet sampling (SPEC §7.3) --------------------------------------------------------------------------------
+# --- snippet sampling (method §7.3) --------------------------------------------------------------------------------
 
 
 def sample_train_indices(L: int, S: int, rng: np.random.Generator) -> np.ndarray:
@@ -1128,7 +1128,7 @@ def _mmap(path: Path) -> np.ndarray:
 class FeatureDataset(torch.utils.data.Dataset):
     """Snippet features of a Split → `(x [S or L, 2048] float32 (rgb ‖ flow), label [C] float32, video, L)`.
 
-    sampling: None → the mode's SPEC §7.3 rule (train: one random snippet per segment; test: all L snippets when
+    sampling: None → the mode's method §7.3 rule (train: one random snippet per segment; test: all L snippets when
     L <= S, else floor(i·L/S)); "uniform" → always S snippets floor(i·L/S); "all" → all L snippets.
 
     Randomness (train sampling): `ds[(i, seed)]` draws from `numpy.random.default_rng(seed)`, a pure function of

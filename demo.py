@@ -1,4 +1,4 @@
-"""Synthetic THUMOS14-layout dataset for the demo and the end-to-end tests (SPEC §7.1 layout, fake features).
+"""Synthetic THUMOS14-layout dataset for the demo and the end-to-end tests (method §7.1 layout, fake features).
 
 The timelines are real: durations and action segments of 120 THUMOS14 videos (80 "val" = training, 40 "test"),
 picked round-robin over the 20 classes (the shortest videos of each class first), each cropped to at most
@@ -26,9 +26,9 @@ from dataset import DATASETS, FEATURE_DIM, read_ambiguous
 from utils import atomic_json_dump, atomic_np_save, atomic_path, remove_stale_temps
 
 TIMELINES = Path(__file__).resolve().parent / "result" / "demo_timelines.json"
-FPS, RATE, DIM = 25.0, 16, FEATURE_DIM  # feature frame rate, frames per snippet, channels per modality (SPEC §1)
-DROPPED = DATASETS["thumos14"].dropped_test  # SPEC §7.2: not evaluated anyway
-MIN_WINDOW_S = 20.0  # shortest timeline kept: L ≥ 11 snippets even at time_scale 2 (SPEC §7.2 skips L ≤ 10)
+FPS, RATE, DIM = 25.0, 16, FEATURE_DIM  # feature frame rate, frames per snippet, channels per modality (method §1)
+DROPPED = DATASETS["thumos14"].dropped_test  # method §7.2: not evaluated anyway
+MIN_WINDOW_S = 20.0  # shortest timeline kept: L ≥ 11 snippets even at time_scale 2 (method §7.2 skips L ≤ 10)
 MAX_WINDOW_S = 150.0  # longest stretch of a real timeline kept (seconds, before time compression)
 PER_CLASS = {"val": 4, "test": 2}  # videos per class and subset in the shipped timelines
 

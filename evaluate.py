@@ -1,4 +1,4 @@
-"""Detection mAP (SPEC §10, the ActivityNet challenge metric, made deterministic) and its command line.
+"""Detection mAP (method §10, the ActivityNet challenge metric, made deterministic) and its command line.
 
     ap = detection_map(ground_truth, predictions, tiou_thresholds)     # [n_thresholds]; ap.mean() = mAP@AVG
 
@@ -47,7 +47,7 @@ def _greedy_match(
 ) -> np.ndarray:
     """→ tp [n_th, P] bool. Each prediction in turn takes, per threshold, the unmatched ground truth of its video
     with the highest tIoU (first in ground-truth order on ties) if that tIoU ≥ the threshold; a NaN tIoU (two
-    empty segments) never matches. Equivalent to SPEC §10's walk from the highest tIoU down."""
+    empty segments) never matches. Equivalent to method §10's walk from the highest tIoU down."""
     n_th, n_pred = thresholds.shape[0], pred_video.shape[0]
     tp = np.zeros((n_th, n_pred), dtype=np.bool_)
     locked = np.zeros((n_th, gt_seg.shape[0]), dtype=np.bool_)
@@ -70,7 +70,7 @@ def _greedy_match(
 
 
 def interpolated_ap(tp: np.ndarray, num_gt: int) -> np.ndarray:
-    """tp [n_th, P] bool over predictions in descending-score order → AP [n_th] (SPEC §10: the ActivityNet
+    """tp [n_th, P] bool over predictions in descending-score order → AP [n_th] (method §10: the ActivityNet
     interpolated precision, summed where recall changes; 0 without predictions)."""
     n_th, n_pred = tp.shape
     ap = np.zeros(n_th)
@@ -151,7 +151,7 @@ def detection_map(
     predictions: Mapping[str, Sequence[Mapping[str, Any]]],
     tiou_thresholds: Sequence[float] | np.ndarray,
 ) -> np.ndarray:
-    """Detection mAP per tIoU threshold → [n_thresholds] in [0, 1] (SPEC §10).
+    """Detection mAP per tIoU threshold → [n_thresholds] in [0, 1] (method §10).
 
     Per class and threshold: predictions sorted by score (stable: ties keep input order), each matched greedily
     to the unmatched same-class ground truth of its video with the highest float64 tIoU if that is ≥ the
@@ -274,13 +274,13 @@ def evaluate_files(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Detection mAP of temporal action predictions (ActivityNet protocol, SPEC §10)."
+        description="Detection mAP of temporal action predictions (ActivityNet protocol, method §10)."
     )
     parser.add_argument(
         "gt", help="ground truth: annotations .json (flat or ActivityNet 'database') or THUMOS14 txt folder"
     )
     parser.add_argument("pred", help="predictions .json: {'results': {video: [...]}} or {video: [...]}")
-    parser.add_argument("--tiou", type=float, nargs="+", help="tIoU thresholds (default: the dataset's, SPEC §10)")
+    parser.add_argument("--tiou", type=float, nargs="+", help="tIoU thresholds (default: the dataset's, method §10)")
     parser.add_argument(
         "--dataset",
         choices=["thumos14", "activitynet", "activitynet1.2", "activitynet1.3"],

@@ -1,4 +1,4 @@
-"""Videos → I3D features in one command, the way the authors made theirs (SPEC §12).
+"""Videos → I3D features in one command, the way the authors made theirs (method §12).
 
     python extract.py --video_dir VIDEOS --output_dir FEATURES --rgb_weights rgb_imagenet.pt \\
         --flow_weights flow_imagenet.pt [--device auto] [--flow tvl1|opencv] [--workers N] [--batch_size 8] \\
@@ -41,7 +41,7 @@ from utils import (
     run_cli,
 )
 
-SNIPPET = 16  # frames per snippet (SPEC §12.6)
+SNIPPET = 16  # frames per snippet (method §12.6)
 MODALITIES = ("rgb", "flow")
 
 
@@ -92,7 +92,7 @@ class SnippetRunner:
 
 
 def _drop_last(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """All frames but the last: N decoded frames give N-1 RGB frames, as many as flow fields (SPEC §12.3)."""
+    """All frames but the last: N decoded frames give N-1 RGB frames, as many as flow fields (method §12.3)."""
     it = iter(frames)
     prev = next(it, None)
     for frame in it:

@@ -1,4 +1,4 @@
-"""Inception-I3D (Carreira & Zisserman 2017) in the pytorch-i3d layout, for feature extraction (SPEC §12).
+"""Inception-I3D (Carreira & Zisserman 2017) in the pytorch-i3d layout, for feature extraction (method §12).
 
 Module and parameter names match the public pytorch-i3d checkpoints (`rgb_imagenet.pt`, `flow_imagenet.pt`) and
 the Kinetics weights in ../shared/data/i3d, so they load with `strict=True`. Padding is TensorFlow "SAME",
@@ -27,7 +27,7 @@ CROP = 224
 FEATURE_DIM = 1024
 NUM_KINETICS = 400
 
-# Inception modules: name → output channels of (b0, b1a, b1b, b2a, b2b, b3b), SPEC §12.
+# Inception modules: name → output channels of (b0, b1a, b1b, b2a, b2b, b3b), method §12.
 INCEPTION = {
     "Mixed_3b": (64, 96, 128, 16, 32, 32),
     "Mixed_3c": (128, 128, 192, 32, 96, 64),
@@ -157,7 +157,7 @@ class InceptionI3d(nn.Module):
         return self.avg_pool(x).flatten(2)  # [B, 1024, T', 1, 1] → [B, 1024, T']
 
     def extract_features(self, x: torch.Tensor) -> torch.Tensor:
-        """One feature per snippet: x [B, C, 16, 224, 224] → [B, 1024] (SPEC §12.7)."""
+        """One feature per snippet: x [B, C, 16, 224, 224] → [B, 1024] (method §12.7)."""
         f = self.features(x)
         if f.shape[2] != 1:
             raise ValueError(f"extract_features takes 16-frame snippets (one pooled step), got T={x.shape[2]}")
@@ -224,7 +224,7 @@ def _modality(in_channels: int) -> str:
     return {3: "RGB", 2: "flow"}.get(in_channels, f"{in_channels}-channel")
 
 
-# --- preprocessing (SPEC §12.5) ----------------------------------------------------------------------------------
+# --- preprocessing (method §12.5) ----------------------------------------------------------------------------------
 
 
 def center_crop(frames: np.ndarray | torch.Tensor, size: int = CROP) -> np.ndarray | torch.Tensor:

@@ -1,4 +1,4 @@
-"""The test side of a run (SPEC §9–§10): load a split with the run's flags, the test pass (one video at a time →
+"""The test side of a run (method §9–§10): load a split with the run's flags, the test pass (one video at a time →
 post-processing → detection mAP), the files a test pass writes, and testing a checkpoint (`--model_file`).
 
     result = test_pass(model, split, cfg, device)      # EvalResult: accuracy, maps [n_tiou], predictions
@@ -69,7 +69,7 @@ def data_loader(ds: torch.utils.data.Dataset, cfg: Any, device: torch.device) ->
     )
 
 
-# --- test pass (SPEC §9) and evaluation (SPEC §10) -------------------------------------------------------------
+# --- test pass (method §9) and evaluation (method §10) -------------------------------------------------------------
 
 
 @dataclass
@@ -88,7 +88,7 @@ class EvalResult:
 def test_pass(
     model: torch.nn.Module, split: dataset.Split, cfg: Any, device: torch.device, *, keep_scores: bool = False
 ) -> EvalResult:
-    """Run every video of `split` one at a time (test sampling), post-process, and evaluate (SPEC §9–10)."""
+    """Run every video of `split` one at a time (test sampling), post-process, and evaluate (method §9–10)."""
     model.eval()
     features = dataset.FeatureDataset(split, cfg.num_seg, mode="test")
     loader = data_loader(features, cfg, device)
@@ -117,7 +117,7 @@ def test_pass(
             rate=cfg.rate,
         )
         preds = localize.detections_as_records(dets, classes)
-        if thumos:  # SPEC §9.4, on this video's predictions (keeps dets and predictions aligned)
+        if thumos:  # method §9.4, on this video's predictions (keeps dets and predictions aligned)
             preds = postprocess.filter_ambiguous({video: preds}, split.ambiguous)[video]
         predictions[video] = preds
         if keep_scores:
@@ -242,7 +242,7 @@ def checkpoint_settings(
 
 
 def test_checkpoint(cfg: Any, device: torch.device) -> EvalResult:
-    """Test a checkpoint (`--model_file`): SPEC §9 test pass + §10 mAP, table, CSV and predictions JSON."""
+    """Test a checkpoint (`--model_file`): method §9 test pass + §10 mAP, table, CSV and predictions JSON."""
     split = load_checked_split(cfg, "test")
     model = load_model(cfg.model_file, split, cfg.pool, device)
     result = test_pass(model, split, cfg, device, keep_scores=cfg.save_vis)

@@ -1,4 +1,4 @@
-"""Localize actions in your own video(s): decode → TV-L1 flow → I3D features → ACRNet → SPEC §9 → table/JSON/CSV/PNG.
+"""Localize actions in your own video(s): decode → TV-L1 flow → I3D features → ACRNet → method §9 → table/JSON/CSV/PNG.
 
 Entry point: `python main.py --video clip.mp4 --model_file X.pth --data_name thumos14 --rgb_weights rgb.pt
 --flow_weights flow.pt [--save_path out]` (main.py dispatches to `run(cfg)`); `--video` may also be a folder.
@@ -70,7 +70,7 @@ def class_names_for(data_name: str, data_path: str | os.PathLike | None, annotat
 def annotation_path(
     data_name: str, data_path: str | os.PathLike | None, annotation_file: str | os.PathLike | None
 ) -> Path | None:
-    """--annotation_file if given, else the dataset's annotation file under --data_path (SPEC §7.1), else None."""
+    """--annotation_file if given, else the dataset's annotation file under --data_path (method §7.1), else None."""
     import dataset
 
     if annotation_file:
@@ -78,7 +78,7 @@ def annotation_path(
     dataset.dataset_info(data_name)  # unknown name → one-line error, even without --data_path
     if data_path is None:
         return None
-    try:  # dataset.py's own search (the SPEC layout, or data_path = the dataset folder itself)
+    try:  # dataset.py's own search (the authors' layout, or data_path = the dataset folder itself)
         return dataset.find_annotation_file(data_path, data_name)
     except InputError:
         return None
@@ -90,7 +90,7 @@ def load_model(cfg: Any, device: torch.device) -> tuple[torch.nn.Module, list[st
     Classes: the checkpoint's own list if it carries one, else `class_names_for(--data_name)`; the head size must
     equal the class count (else a one-line InputError). `settings` is `cfg` (a copy), except that a checkpoint of
     this project brings its own `pool`, and — when it was trained on another dataset than --data_name — its own
-    data_name, num_seg and alpha (the test-time settings of that dataset, SPEC §8).
+    data_name, num_seg and alpha (the test-time settings of that dataset, method §8).
     """
     from model import ACRNet
 
@@ -239,7 +239,7 @@ class FeatureSource:
 def infer_scores(
     net: torch.nn.Module, rgb: np.ndarray, flow: np.ndarray, num_seg: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One video through ACRNet with test sampling (SPEC §7.3) → (act_score [C], seg_score [T', C]) as float64.
+    """One video through ACRNet with test sampling (method §7.3) → (act_score [C], seg_score [T', C]) as float64.
 
     rgb, flow [L, 1024]; T' = min(L, num_seg). The net's device is used; eval mode is the caller's (load_model).
     """
@@ -252,7 +252,7 @@ def infer_scores(
 
 
 def _detect(act_score: np.ndarray, seg_score: np.ndarray, num_snippets: int, cfg: Any) -> list[tuple]:
-    """SPEC §9 steps 2–5 with the run's settings, best score first (stable, so ties keep SPEC order)."""
+    """method §9 steps 2–5 with the run's settings, best score first (stable, so ties keep the method's order)."""
     from postprocess import detect
 
     found = detect(
@@ -370,7 +370,7 @@ def localize_video(
     clock = StageClock()
     probe = video.probe_video(video_path)  # unreadable / empty / no video stream → one-line InputError, early
     rgb, flow, cached = features(video_path, clock)
-    with clock("acrnet"):  # the network and SPEC §9 post-processing
+    with clock("acrnet"):  # the network and method §9 post-processing
         act, seg = infer_scores(net, rgb, flow, cfg.num_seg)
         found = _detect(act, seg, len(rgb), cfg)
         records = detections_as_records(found, classes)

@@ -1,15 +1,15 @@
-"""ACRNet: train and test, one CLI (SPEC §7–10). This file is the command line and the dispatch; the settings are
-config.py's `Config`, the work is in train.py (SPEC §8), inference.py (§9–§10 test pass), seeds.py (seed variance),
+"""ACRNet: train and test, one CLI (method §7–10). This file is the command line and the dispatch; the settings are
+config.py's `Config`, the work is in train.py (method §8), inference.py (§9–§10 test pass), seeds.py (seed variance),
 localize.py (--video).
 
-    python main.py --data_path data --data_name thumos14                      # train (SPEC §8), best-on-test
+    python main.py --data_path data --data_name thumos14                      # train (method §8), best-on-test
     python main.py --data_path data --data_name thumos14 --val_fraction 0.2   # the honest protocol
     python main.py --data_path data --data_name thumos14 --seeds 42,43,44     # one run per seed, spread over seeds
     python main.py --data_path data --model_file outputs/thumos14.pth         # test a checkpoint (its own settings)
     python main.py --demo                                                     # synthetic data, CPU, minutes
 
-Training evaluates every --eval_iter steps (test pass of SPEC §9, mAP of SPEC §10), appends a row to
-`<save_path>/<data_name>.csv`, keeps the best checkpoint (SPEC §8 rule) in `<save_path>/<data_name>.pth` with its
+Training evaluates every --eval_iter steps (test pass of method §9, mAP of method §10), appends a row to
+`<save_path>/<data_name>.csv`, keeps the best checkpoint (method §8 rule) in `<save_path>/<data_name>.pth` with its
 predictions / ground truth JSON, and writes the resume file `<save_path>/<data_name>_last.pt` (`--resume`).
 Bad input (missing data, wrong checkpoint, bad flag value) → one line `error: <message>` on stderr, exit 2, before
 any work: also an unwritable --save_path, and a new run into a folder holding an earlier run (pass --resume to
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_config(argv: Sequence[str] | None = None) -> Config:
-    """Flags → Config. Later layers win: Config defaults < dataset defaults (SPEC §8) < --demo defaults < the test
+    """Flags → Config. Later layers win: Config defaults < dataset defaults (method §8) < --demo defaults < the test
     settings stored in a --model_file checkpoint < flags given (a note says which setting came from where)."""
     given = vars(build_parser().parse_args(argv))
     if "act_th" in given:
@@ -144,7 +144,7 @@ def run(cfg: Config) -> Any:
         demo.ensure_demo(cfg.data_path)
         print("DEMO: synthetic features on real THUMOS14 timelines — the numbers below say nothing about ACRNet.")
     if not cfg.ambiguous and cfg.data_name == "thumos14":
-        print("WARNING: --no_ambiguous: THUMOS14 predictions are NOT filtered by the Ambiguous segments (SPEC §9.4); "
+        print("WARNING: --no_ambiguous: THUMOS14 predictions are NOT filtered by the Ambiguous segments (method §9.4); "
               "the mAP is not comparable with published numbers", file=sys.stderr)  # fmt: skip
     start = time.perf_counter()
     with reproducible(device, cudnn_benchmark=cfg.cudnn_benchmark, tf32=cfg.tf32):

@@ -1,4 +1,4 @@
-"""ACRNet: the network (SPEC §2), adaptive clustering (§3), cluster refining (§4), video scores (§5), losses (§6).
+"""ACRNet: the network (method §2), adaptive clustering (§3), cluster refining (§4), video scores (§5), losses (§6).
 
 Shapes: N videos, T snippets, C classes, D = 1024 channels per modality, H = 4 heads. Tensors are [N, T, ·]
 (time-major) at the interface and inside the network too. Only their *memory* layout depends on the device, through
@@ -171,7 +171,7 @@ def _head(dim: int, hidden: int, out: int, kernel: int, pool: bool) -> nn.Sequen
 
 
 class ACRNet(nn.Module):
-    """ACRNet (SPEC §2–§5). `pool=True` is the ActivityNet variant (temporal average pool ending each head).
+    """ACRNet (method §2–§5). `pool=True` is the ActivityNet variant (temporal average pool ending each head).
 
     forward(x [N, T, 2048], RGB in channels 0..1023, flow in 1024..2047) → ACRNetOutput. The layers are the
     spec's Conv1d modules (state-dict names of §2.5); they run time-major ([N, T, D]) through `run_time_major`.

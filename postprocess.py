@@ -1,8 +1,8 @@
-"""Post-processing of one test video (SPEC §9): predicted classes → frame scores → OIC proposals → soft-NMS.
+"""Post-processing of one test video (method §9): predicted classes → frame scores → OIC proposals → soft-NMS.
 
 `detect(act_score, seg_score, num_snippets)` turns the network's video scores [C] and snippet CAS [T', C] into
 `(class_index, start_s, end_s, score)` detections; `filter_ambiguous` applies the THUMOS14 Ambiguous filter
-(SPEC §9.4) to evaluator-style predictions. Everything is float64 and vectorised over frames, thresholds and runs;
+(method §9.4) to evaluator-style predictions. Everything is float64 and vectorised over frames, thresholds and runs;
 soft-NMS, sequential by nature, is a small compiled (numba) loop; the only Python loop is over predicted classes.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from dataset import read_ambiguous  # noqa: F401  (re-exported: the official `video start end` reader)
 
-ACT_THRESHOLDS = np.arange(0.1, 1.0, 0.05)  # SPEC §8 default act_th: 18 values, exactly as numpy.arange makes them
+ACT_THRESHOLDS = np.arange(0.1, 1.0, 0.05)  # method §8 default act_th: 18 values, exactly as numpy.arange makes them
 _SUM_SCALE = 2.0**40  # fixed-point unit of the exact prefix sums (see oic_proposals)
 
 
@@ -86,7 +86,7 @@ def oic_proposals(
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")  # numpy model: 0/0 is nan, not an exception
 def _soft_nms_kernel(start: np.ndarray, end: np.ndarray, score: np.ndarray, alpha: float, iou_th: float) -> np.ndarray:
-    """Compiled SPEC §9.5 loop: [K] arrays (score is modified) → [K, 3] in emission order.
+    """Compiled method §9.5 loop: [K] arrays (score is modified) → [K, 3] in emission order.
 
     One pass per pick over the remaining proposals (kept in input order, so "first on ties" is the lowest index)
     decays them, drops the emitted one and finds the next pick: K²/2 steps in all.
@@ -145,7 +145,7 @@ def detect(
     fps: float = 25,
     rate: int = 16,
 ) -> list[tuple[int, float, float, float]]:
-    """SPEC §9 steps 2–5 for one video: act_score [C], seg_score [T', C], L original snippets →
+    """method §9 steps 2–5 for one video: act_score [C], seg_score [T', C], L original snippets →
     [(class_index, start_s, end_s, score)], classes ascending, each class in soft-NMS emission order."""
     act_score = np.asarray(act_score, dtype=np.float64)
     seg_score = np.asarray(seg_score, dtype=np.float64)
@@ -164,7 +164,7 @@ def detect(
 def filter_ambiguous(
     predictions: Mapping[str, list[dict]], ambiguous: Mapping[str, Sequence[tuple[float, float]]]
 ) -> dict[str, list[dict]]:
-    """SPEC §9.4: drop each prediction that strictly overlaps ANY ambiguous segment of its video.
+    """method §9.4: drop each prediction that strictly overlaps ANY ambiguous segment of its video.
 
     predictions {video: [{"label", "score", "segment": [s, e]}]}, ambiguous {video: [(s, e)]}. Strict:
     max(a_s, p_s) < min(a_e, p_e), so a prediction that only touches an ambiguous segment is kept.

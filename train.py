@@ -1,10 +1,10 @@
-"""Training (SPEC §8): the authors' batch stream, the loop with its periodic evaluation, the best-checkpoint rule and
+"""Training (method §8): the authors' batch stream, the loop with its periodic evaluation, the best-checkpoint rule and
 the resume state. main.py calls `train(cfg, device)`; `cfg` is config.Config.
 
 Batch stream (`BatchStream`): the V training videos listed round-robin to batch_size·num_iter items (item i = video
 i mod V), one uniformly random permutation of that whole list per seed, step k taking items (k-1)·B … k·B-1. So every
 video is visited equally often and a batch may hold a video twice (most THUMOS14 batches do). Each visit draws its
-own snippet sample (SPEC §7.3) from rng(seed, step, slot): a batch is a pure function of (seed, step), the same with
+own snippet sample (method §7.3) from rng(seed, step, slot): a batch is a pure function of (seed, step), the same with
 any --workers, after --resume, and with --preload.
 
 Best checkpoint (`improves`): an evaluation's mAP@AVG in percent, rounded to one decimal, must be strictly greater
@@ -103,7 +103,7 @@ def load_data(cfg: Any) -> RunData:
     return RunData(train, test, test)
 
 
-# --- the batch stream (SPEC §8) ----------------------------------------------------------------------------------
+# --- the batch stream (method §8) ----------------------------------------------------------------------------------
 
 
 def visit_seed(seed: int, step: int, slot: int) -> int:
@@ -190,11 +190,11 @@ def training_batches(
     return data_loader(TrainSteps(features, stream, first, last), cfg, device)
 
 
-# --- the best-checkpoint rule (SPEC §8) --------------------------------------------------------------------------
+# --- the best-checkpoint rule (method §8) --------------------------------------------------------------------------
 
 
 def rounded_map(avg: float) -> float:
-    """mAP@AVG as a fraction → percent rounded to one decimal (Python's round), the value SPEC §8 compares."""
+    """mAP@AVG as a fraction → percent rounded to one decimal (Python's round), the value method §8 compares."""
     return round(100 * avg, 1)
 
 
@@ -412,7 +412,7 @@ def checkpoint_meta(cfg: Any, classes: Sequence[str], step: int) -> dict[str, An
 
 
 def train(cfg: Any, device: torch.device) -> RunSummary:
-    """SPEC §8 training with periodic evaluation, the best checkpoint, the resume file; the final report."""
+    """method §8 training with periodic evaluation, the best checkpoint, the resume file; the final report."""
     load_start = time.perf_counter()
     data = load_data(cfg)
     select_name = "val" if data.honest else "test"
@@ -481,7 +481,7 @@ def train(cfg: Any, device: torch.device) -> RunSummary:
     summary = RunSummary(state.step, selected, _scores(state.rows, n_tiou, 1) if data.honest else selected, seconds)
     demo = " — SYNTHETIC demo data" if cfg.demo else ""
     if state.rows and selected is None:
-        print(f"no {select_name} mAP@AVG rounded above 0.0 % in any evaluation: no checkpoint kept (SPEC §8 rule)")
+        print(f"no {select_name} mAP@AVG rounded above 0.0 % in any evaluation: no checkpoint kept (method §8 rule)")
     if selected is not None:
         title = f"best {select_name} mAP (%) at step {selected.step} of {state.step} (checkpoint {best_path}){demo}"
         print(map_table(tious, selected.maps, selected.accuracy, title))

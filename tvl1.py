@@ -1,7 +1,7 @@
 """TV-L1 optical flow exactly as OpenCV's CUDA class computes it (`cv::cuda::OpticalFlowDual_TVL1`), batched.
 
-`tvl1(prev, next) -> flow` is the algorithm of `../shared/TVL1_CUDA.md` (the authority; § numbers below are its
-sections), with the parameters denseFlow_GPU used (SPEC §12.3) as defaults. Three implementations of the same
+`tvl1(prev, next) -> flow` is the algorithm of `docs/tvl1.md` (the authority; § numbers below are its
+sections), with the parameters denseFlow_GPU used (method §12.3) as defaults. Three implementations of the same
 arithmetic, chosen by the input's device (`backend=` overrides):
 
 - CPU: numba kernels (`_tvl1_pair_numba`; the pairs of a batch run on Python threads, the kernels release the GIL).
@@ -23,7 +23,7 @@ nvcc's FMA contraction, `hypotf`'s last bit (here: f32 of the double-precision h
 and the GPU's summation order of the stopping error (here: float64; row-major in numba, torch's order, or per
 Triton program then over programs in a fixed tree order).
 
-Map to TVL1_CUDA.md:
+Map to docs/tvl1.md:
   §1 parameters, float32 constants ........ `_constants` (l_t = f32(λθ), taut = f32(τ/θ), θ = f32(0.3))
   §2 input: uint8 or float on 0..255 ....... `tvl1` (no /255, no smoothing)
   §3 pyramid sizes, cvRound, the <16 rule .. `pyramid_sizes`

@@ -1,7 +1,7 @@
 """The Triton backend of `tvl1.tvl1` (CUDA): the same arithmetic as the numba and torch backends, in 4 fused kernels.
 
 `tvl1.py` imports this module only when the Triton backend is chosen (CUDA tensors and triton importable, or
-`backend="triton"`), so CPU users never import triton. § numbers are those of ../shared/TVL1_CUDA.md.
+`backend="triton"`), so CPU users never import triton. § numbers are those of docs/tvl1.md.
 
 Kernels (one program per BLOCK pixels of one pair's [H, W] image, flattened row-major; grid (tiles, B)):
   `_resize_kernel` ... §3 corner-origin bilinear resize, 4 taps in order, optionally × f32(1/scaleStep) = 1.25 (§4.1);

@@ -443,7 +443,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 @contextlib.contextmanager
 def reproducible(device: torch.device, *, cudnn_benchmark: bool = False, tf32: bool = False) -> Iterator[None]:
     """Deterministic kernels inside the block, the previous settings restored after. CUDA: cuDNN deterministic, no
-    autotuning (the authors' setting, SPEC §8) unless `cudnn_benchmark`; `tf32` allows TF32 matmuls (the attention;
+    autotuning (the authors' setting, method §8) unless `cudnn_benchmark`; `tf32` allows TF32 matmuls (the attention;
     cuDNN runs the convolutions in TF32 by default). CPU: torch.use_deterministic_algorithms (warn only)."""
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     saved = (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark, matmul.allow_tf32)

@@ -1,4 +1,4 @@
-"""Frames for feature extraction (SPEC §12.1–4): 25 fps decoding, resizing, TV-L1 optical flow, quantisation, JPEG.
+"""Frames for feature extraction (method §12.1–4): 25 fps decoding, resizing, TV-L1 optical flow, quantisation, JPEG.
 
 The authors' recipe (`ffmpeg -r 25`, OpenCV built with CUDA, a denseFlow_GPU binary) made `pip install`-able:
 PyAV (its wheels bundle FFmpeg) decodes, and the flow is `tvl1.py`, this project's exact port of the OpenCV CUDA
@@ -32,14 +32,14 @@ import numpy as np
 
 from utils import InputError, StageClock, parse_shard, resolve_device, run_cli
 
-FLOW_BOUND = 20.0  # SPEC §12.4: flow saturates at ±20 px; quantisation scale 128/20 = 6.4
+FLOW_BOUND = 20.0  # method §12.4: flow saturates at ±20 px; quantisation scale 128/20 = 6.4
 JPEG_QUALITY = 95  # cv2.imwrite's default, as the authors wrote their frames
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp")
 
 FLOW_METHODS = ("tvl1", "opencv")  # tvl1.py's port of OpenCV's CUDA TV-L1 (default); OpenCV's CPU DualTVL1
 FLOW_BATCH_GPU = 128  # frame pairs per TV-L1 call on a GPU (≈ 25 MB each at 341×256, estimated; not measured)
 
-# SPEC §12.3: the CUDA TV-L1 parameters the authors used, mapped onto OpenCV's CPU DualTVL1OpticalFlow.
+# method §12.3: the CUDA TV-L1 parameters the authors used, mapped onto OpenCV's CPU DualTVL1OpticalFlow.
 TVL1_PARAMS = dict(
     tau=0.25,
     lambda_=0.15,
@@ -202,7 +202,7 @@ def _one_line(e: BaseException) -> str:
 
 
 def resized_size(width: int, height: int, short_side: int = 256) -> tuple[int, int]:
-    """(width, height) after SPEC §12.2: shorter side → short_side, longer → floor(long·short_side/short)."""
+    """(width, height) after method §12.2: shorter side → short_side, longer → floor(long·short_side/short)."""
     if width <= height:
         return short_side, height * short_side // width
     return width * short_side // height, short_side
@@ -246,7 +246,7 @@ class _Timeline:
 
 
 def iter_frames(path: str | os.PathLike, fps: float = 25.0, short_side: int = 256) -> Iterator[np.ndarray]:
-    """Decode `path` at a constant `fps` (SPEC §12.1) and resize (§12.2) → uint8 RGB frames [H, W, 3], streaming.
+    """Decode `path` at a constant `fps` (method §12.1) and resize (§12.2) → uint8 RGB frames [H, W, 3], streaming.
 
     Output frame i is the source frame that `ffmpeg -i path -r fps` puts at tick i (see `resample_indices`).
     Frames are converted to RGB by swscale (bicubic chroma upsampling, as OpenCV's VideoCapture does) and resized with
@@ -335,7 +335,7 @@ _TVL1 = None
 
 
 def tvl1_flow(prev_gray: np.ndarray, next_gray: np.ndarray) -> np.ndarray:
-    """OpenCV's CPU TV-L1 prev → next (SPEC §12.3 parameters; `flow="opencv"`) → float32 [H, W, 2] (x, y) in pixels.
+    """OpenCV's CPU TV-L1 prev → next (method §12.3 parameters; `flow="opencv"`) → float32 [H, W, 2] (x, y) in pixels.
 
     prev_gray, next_gray: uint8 [H, W]. Flow (u, v) at pixel p means prev(p) ≈ next(p + (u, v)).
     """
@@ -346,10 +346,10 @@ def tvl1_flow(prev_gray: np.ndarray, next_gray: np.ndarray) -> np.ndarray:
 
 
 def quantize_flow(flow, bound: float = FLOW_BOUND):
-    """float [..., 2] → uint8, clip(round_half_even(128/bound·flow + 128), 0, 255) in float64 (SPEC §12.4).
+    """float [..., 2] → uint8, clip(round_half_even(128/bound·flow + 128), 0, 255) in float64 (method §12.4).
 
-    numpy arrays or torch tensors (any device; the result stays there). Scale 128/bound = 6.4 for bound 20, as SPEC
-    §12.4 writes it (not 255/40 = 6.375). Zero flow → 128; |flow| ≥ 20 saturates at 0 / 255.
+    numpy arrays or torch tensors (any device; the result stays there). Scale 128/bound = 6.4 for bound 20, as
+    method §12.4 writes it (not 255/40 = 6.375). Zero flow → 128; |flow| ≥ 20 saturates at 0 / 255.
     """
     scale = 128.0 / bound  # 6.4 for the authors' bound 20
     if isinstance(flow, np.ndarray):
@@ -555,7 +555,7 @@ def rgb_flow_frames(
     device=None,
     clock: StageClock | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(rgb uint8 [H, W, 3] of frame k-1, quantised flow uint8 [H, W, 2] of k-1 → k) for k = 1..N-1 (SPEC §12.1–4).
+    """(rgb uint8 [H, W, 3] of frame k-1, quantised flow uint8 [H, W, 2] of k-1 → k) for k = 1..N-1 (method §12.1–4).
 
     N decoded frames give N-1 pairs: the last frame's RGB is dropped. jpeg=True applies the authors' JPEG round trip
     (quality 95) to the RGB frame and to each flow component as its own greyscale image, so the arrays equal what
@@ -628,7 +628,7 @@ def read_frame_folders(video_dir: str | os.PathLike) -> Iterator[tuple[np.ndarra
     """Read `write_frame_folders` output back → (rgb uint8 [H, W, 3], flow uint8 [H, W, 2]) pairs in order.
 
     Frames are ordered by their number. An rgb folder with one frame more than the flow folders (tools that keep all N
-    frames) has its last frame dropped, as SPEC §12.3 does; any other count mismatch or a gap is an InputError.
+    frames) has its last frame dropped, as method §12.3 does; any other count mismatch or a gap is an InputError.
     """
     video_dir = Path(video_dir)
     lists = []
@@ -668,8 +668,8 @@ def frames_cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="where tvl1 runs: auto (CUDA if available), cpu, cuda:1 ...")
     parser.add_argument("--workers", type=int, default=None, help="CPU threads (tvl1) or processes (opencv); all cores")
     parser.add_argument("--shard", default="0/1", help="I/N: process videos I, I+N, I+2N, ... of the sorted list")
-    parser.add_argument("--fps", type=float, default=25.0, help="constant frame rate (SPEC: 25)")
-    parser.add_argument("--short_side", type=int, default=256, help="shorter side after resizing (SPEC: 256)")
+    parser.add_argument("--fps", type=float, default=25.0, help="constant frame rate (the method: 25)")
+    parser.add_argument("--short_side", type=int, default=256, help="shorter side after resizing (the method: 256)")
     args = parser.parse_args(argv)
     return run_cli(lambda: _write_all_frame_folders(args))
 

@@ -57,7 +57,7 @@ def class_colour(class_index: int) -> tuple[float, float, float]:
 def snippet_edges(num_scores: int, num_snippets: int, fps: float, rate: int) -> np.ndarray:
     """Times in seconds [T'+1] of the spans covered by the T' sampled scores of a video of L snippets.
 
-    Post-processing (SPEC §9.3) maps frame j to score position j·T'/F with F = rate·L frames, so score i covers frames
+    Post-processing (method §9.3) maps frame j to score position j·T'/F with F = rate·L frames, so score i covers frames
     [i·F/T', (i+1)·F/T') — the same span whether the video was subsampled (L > num_seg) or not.
     """
     frames = rate * num_snippets

@@ -1,7 +1,7 @@
-"""The authors' ACRNet written the way their code does it (SPEC §2–§6): the baseline of bench.py's speed ratios.
+"""The authors' ACRNet written the way their code does it (method §2–§6): the baseline of bench.py's speed ratios.
 
 This is not a reference for correctness (tests/reference_model.py is) but for speed: what a user would otherwise
-run. It follows the structure SPEC describes for the published code:
+run. It follows the structure the method (docs/method.md) describes for the published code:
 - §2 channel-first: the input is permuted to [N, 2048, T] once; every layer is a plain `nn.Conv1d` on [N, D, T];
   the cross-modal attention permutes to [N, T, D], takes softmax(Aᵀ) on the transposed view, and permutes back.
 - §3 clustering: one stable sort, then a Python loop over the T sorted positions, each step a few tensor ops on all
@@ -10,8 +10,8 @@ run. It follows the structure SPEC describes for the published code:
   with a few tensor ops on each row (weighted sums, boolean indexing, cumsum, an `int()` of J): `refine_mask`.
   A leaner reading, `refine_mask_by_class`, loops over classes only, each step tensor ops on all the videos at once;
   the authors' own code was timed between the two (bench.py model prints both).
-- §5 video scores: a sort, gathers and weighted sums over the batch; §6 losses as written in SPEC.
-The state-dict names are SPEC §2.5's, so one state-dict loads into this and into model.ACRNet.
+- §5 video scores: a sort, gathers and weighted sums over the batch; §6 losses as written in docs/method.md.
+The state-dict names are method §2.5's, so one state-dict loads into this and into model.ACRNet.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Slow, obviously-correct references for dataset.py, written straight from SPEC §7 (loops, floats)."""
+"""Slow, obviously-correct references for dataset.py, written straight from method §7 (loops, floats)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 
 def ref_train_indices(L: int, S: int, randint: Callable[[int, int], int]) -> list[int]:
-    """SPEC §7.3 training: b_i = i·L/S; floor(b_i) if floor(b_i) == floor(b_{i+1}) else randint(floor(b_i),
+    """method §7.3 training: b_i = i·L/S; floor(b_i) if floor(b_i) == floor(b_{i+1}) else randint(floor(b_i),
     floor(b_{i+1})) with the upper bound exclusive."""
     b = [i * L / S for i in range(S + 1)]
     out = []
@@ -23,7 +23,7 @@ def ref_segment_bounds(L: int, S: int) -> list[tuple[int, int]]:
 
 
 def ref_test_indices(L: int, S: int) -> list[int]:
-    """SPEC §7.3 test: all L snippets in order when L <= S, else floor(i·L/S) for i = 0..S-1."""
+    """method §7.3 test: all L snippets in order when L <= S, else floor(i·L/S) for i = 0..S-1."""
     if L <= S:
         return list(range(L))
     return [math.floor(i * L / S) for i in range(S)]

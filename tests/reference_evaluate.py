@@ -1,6 +1,6 @@
-"""Slow, obviously-correct detection mAP straight from SPEC §10 (plain loops; used by tests and bench.py).
+"""Slow, obviously-correct detection mAP straight from method §10 (plain loops; used by tests and bench.py).
 
-Shared conventions with evaluate.py that SPEC leaves open: the evaluated videos are the ground truth's keys
+Shared conventions with evaluate.py that the method leaves open: the evaluated videos are the ground truth's keys
 (predictions for other videos are ignored); among ground truth with equal tIoU the first listed is tried first;
 a NaN tIoU (two empty segments) never matches.
 """

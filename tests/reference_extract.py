@@ -1,4 +1,4 @@
-"""Slow, obviously-correct feature extraction from SPEC §12.5–7: the whole video in memory, one snippet at a time."""
+"""Slow, obviously-correct feature extraction from method §12.5–7: the whole video in memory, one snippet at a time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Slow, obviously-correct ACRNet reference written from SPEC §2–§6: loops over videos, classes, snippets, heads.
+"""Slow, obviously-correct ACRNet reference written from method §2–§6: loops over videos, classes, snippets, heads.
 
 Float conventions (the model documents the same ones):
 - §3 clustering runs in the input dtype: numpy scalars of that dtype (np.float32 for float32 input).

@@ -1,7 +1,7 @@
-"""Slow, obviously-correct post-processing straight from SPEC §9 (loops frame by frame, run by run, pair by pair).
+"""Slow, obviously-correct post-processing straight from method §9 (loops frame by frame, run by run, pair by pair).
 
 Used by tests/test_postprocess.py and `python bench.py postprocess` to check postprocess.py. Step 3 uses scipy's
-interp1d because the SPEC defines the interpolation that way; T' = 1 (which interp1d refuses) is a constant curve.
+interp1d because method §9 defines the interpolation that way; T' = 1 (which interp1d refuses) is a constant curve.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from reference_evaluate import ref_tiou  # the one tIoU of SPEC §9.5 / §10 (NaN for two empty segments)
+from reference_evaluate import ref_tiou  # the one tIoU of method §9.5 / §10 (NaN for two empty segments)
 from scipy.interpolate import interp1d
 
 
@@ -25,7 +25,7 @@ def ref_predicted_classes(act_score, cls_th):
 
 
 def ref_frame_scores(column, num_frames):
-    """One class column [T'] → list of F frame scores (SPEC §9.3)."""
+    """One class column [T'] → list of F frame scores (method §9.3)."""
     t = len(column)
     xs = [j * t / num_frames for j in range(num_frames)]
     if t == 1:
@@ -51,7 +51,7 @@ def ref_runs(scores, theta):
 
 
 def ref_proposals(scores, thresholds, act, fps):
-    """SPEC §9.4 for one class: [[start_s, end_s, confidence]] threshold by threshold, runs left to right."""
+    """method §9.4 for one class: [[start_s, end_s, confidence]] threshold by threshold, runs left to right."""
     f = len(scores)
     out = []
     for theta in thresholds:
@@ -75,7 +75,7 @@ def ref_proposals(scores, thresholds, act, fps):
 
 
 def ref_soft_nms(proposals, alpha, iou_th, gaps=None):
-    """SPEC §9.5. If `gaps` is a list, each pick appends the relative gap (best - runner-up) / |best| over distinct
+    """method §9.5. If `gaps` is a list, each pick appends the relative gap (best - runner-up) / |best| over distinct
     current scores, so a test can tell whether an input has near-ties whose order last-bit differences could flip
     (decays multiply, so a score's rounding error is relative to it)."""
     remaining = [list(p) for p in proposals]
@@ -100,7 +100,7 @@ def ref_soft_nms(proposals, alpha, iou_th, gaps=None):
 
 
 def ref_detect(act_score, seg_score, num_snippets, *, cls_th, act_th, alpha, iou_th, fps, rate, gaps=None):
-    """SPEC §9 steps 2–5 → [(class, start_s, end_s, score)]."""
+    """method §9 steps 2–5 → [(class, start_s, end_s, score)]."""
     seg_score = np.asarray(seg_score, dtype=np.float64)
     detections = []
     for c in ref_predicted_classes([float(a) for a in act_score], cls_th):

@@ -1,4 +1,4 @@
-"""Slow, obviously-correct TV-L1 written line by line from ../shared/TVL1_CUDA.md (the CUDA class), for tests.
+"""Slow, obviously-correct TV-L1 written line by line from docs/tvl1.md (the CUDA class), for tests.
 
 Per-pixel Python loops over np.float32 scalars (so every operation rounds to float32 as the CUDA kernels do); the
 stopping schedule in Python floats (double). Only for small images (≈ 40×32) and few iterations: ~10 µs per pixel

@@ -1,4 +1,4 @@
-"""dataset.py: annotation readers on the real files, split protocol, feature validation, sampling (SPEC §7)."""
+"""dataset.py: annotation readers on the real files, split protocol, feature validation, sampling (method §7)."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def test_load_split_thumos(thumos):
     tr = D.load_split(thumos["data"], "thumos14", "train", progress=False)
     short = thumos["val"][2]
     assert tr.videos == sorted(v for v in thumos["val"] if v != short)
-    assert tr.skipped == [(short, "short: 10 snippets (<= 10, SPEC §7.2)")]
+    assert tr.skipped == [(short, "short: 10 snippets (<= 10, method §7.2)")]
     assert tr.num_snippets == [thumos["L"][v] for v in tr.videos]
     assert tr.classes == D.class_names(json.loads((thumos["root"] / "annotations.json").read_text()))
     assert tr.labels.dtype == np.float32 and tr.labels.shape == (len(tr.videos), len(tr.classes))
@@ -222,7 +222,7 @@ def test_load_split_all_real_thumos14_ids(tmp_path, shared_data):
     tr = D.load_split(tmp_path, "thumos14", "train", progress=False)
     te = D.load_split(tmp_path, "thumos14", "test", progress=False)
     assert (len(tr), len(te)) == (200, 210) and tr.classes == te.classes == D.THUMOS14_CLASSES
-    assert [r for _, r in te.skipped] == ["dropped: annotation errors (SPEC §7.2)"] * 3
+    assert [r for _, r in te.skipped] == ["dropped: annotation errors (method §7.2)"] * 3
     assert set(te.ambiguous) <= set(te.videos) and len(te.ambiguous) == 35  # 37 in the file, 2 are dropped videos
     np.testing.assert_array_equal(tr.labels, ref_labels(real, tr.videos, tr.classes))
     (root / "annotations.json").unlink()  # → the official txt folder
@@ -295,7 +295,7 @@ def test_short_videos_skipped_both_splits(anet):
     _write(anet["root"] / "features" / "training", "exactmatch1", 10, 9)
     _write(anet["root"] / "features" / "validation", "v_-01K1HxqPB8", 11, 9)
     tr = D.load_split(anet["data"], "activitynet1.2", "train", progress=False)
-    assert "exactmatch1" not in tr.videos and tr.skipped == [("exactmatch1", "short: 10 snippets (<= 10, SPEC §7.2)")]
+    assert "exactmatch1" not in tr.videos and tr.skipped == [("exactmatch1", "short: 10 snippets (<= 10, method §7.2)")]
     assert D.load_split(anet["data"], "activitynet1.2", "test", progress=False).num_snippets == [11]
     _write(anet["root"] / "features" / "validation", "v_-01K1HxqPB8", 3, 9)
     with pytest.raises(InputError, match="no videos left"):
@@ -409,7 +409,7 @@ def test_bad_annotation_txt_and_names(tmp_path, anet):
         D.load_split(anet["data"], "activitynet1.2", "test")
 
 
-# --- sampling (SPEC §7.3) ------------------------------------------------------------------------------------------
+# --- sampling (method §7.3) ------------------------------------------------------------------------------------------
 
 SHAPES = [(5, 8), (8, 8), (11, 8), (11, 750), (100, 7), (1000, 750), (11, 1), (1, 1), (12, 80), (7919, 750)]
 

@@ -1,4 +1,4 @@
-"""Detection mAP (SPEC §10): hand-computed cases, properties, the slow reference, and the command line."""
+"""Detection mAP (method §10): hand-computed cases, properties, the slow reference, and the command line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inception-I3D: checkpoint layout (SPEC §12), TF-SAME padding, shapes, preprocessing, real Kinetics weights."""
+"""Inception-I3D: checkpoint layout (method §12), TF-SAME padding, shapes, preprocessing, real Kinetics weights."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ from utils import InputError
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
-# SPEC §12 channel table, written out here independently of i3d.py: (b0, b1a, b1b, b2a, b2b, b3b).
+# method §12 channel table, written out here independently of i3d.py: (b0, b1a, b1b, b2a, b2b, b3b).
 SPEC_TABLE = """3b 64,96,128,16,32,32 · 3c 128,128,192,32,96,64 · 4b 192,96,208,16,48,64 · 4c 160,112,224,24,64,64 ·
   4d 128,128,256,24,64,64 · 4e 112,144,288,32,64,64 · 4f 256,160,320,32,128,128 · 5b 256,160,320,32,128,128 ·
   5c 384,192,384,48,128,128"""
 
 
 def spec_state_dict(in_channels: int, num_batches_tracked: bool = True, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random weights under exactly the keys and shapes SPEC §12 lists (344 entries with num_batches_tracked)."""
+    """Random weights under exactly the keys and shapes method §12 lists (344 entries with num_batches_tracked)."""
     g = torch.Generator().manual_seed(seed)
     sd: dict[str, torch.Tensor] = {}
 

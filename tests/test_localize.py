@@ -25,7 +25,7 @@ from model import ACRNet
 from postprocess import detect
 from utils import InputError, OutputError, save_checkpoint
 
-CLIP_FRAMES = 34  # 34 frames at 25 fps → 33 flow fields → 2 snippets of 16 (SPEC §12.6)
+CLIP_FRAMES = 34  # 34 frames at 25 fps → 33 flow fields → 2 snippets of 16 (method §12.6)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
@@ -81,7 +81,7 @@ def flow_weights(tmp_path_factory) -> Path:
 
 
 def make_cfg(tmp_path: Path, **kw) -> SimpleNamespace:
-    """config.Config's fields that localize reads, with SPEC defaults for THUMOS14."""
+    """config.Config's fields that localize reads, with the method's defaults for THUMOS14."""
     base = dict(data_path=str(tmp_path / "no_data"), data_name="thumos14", save_path=str(tmp_path / "out"),
                 model_file=None, num_seg=750, cls_th=0.1, iou_th=0.1, act_th=np.arange(0.1, 1.0, 0.05), alpha=0.5,
                 fps=25.0, rate=16, device="cpu", pool=False, video=None, rgb_weights=None, flow_weights=None,
@@ -268,7 +268,7 @@ def test_checkpoint_metadata_round_trip(tmp_path, clip, capsys):
     assert (settings.data_name, settings.pool, settings.num_seg, settings.alpha) == ("activitynet1.3", True, 80, 0.8)
     assert cfg.num_seg == 750 and cfg.pool is False, "the caller's config is not modified"
     assert net.state_dict()["cas_rgb_encoder.2.weight"].shape[0] == 3
-    assert any(isinstance(m, torch.nn.AvgPool1d) for m in net.modules()), "ActivityNet heads pool (SPEC §2.3)"
+    assert any(isinstance(m, torch.nn.AvgPool1d) for m in net.modules()), "ActivityNet heads pool (method §2.3)"
 
     # Through the whole run: the names in the outputs are the checkpoint's.
     calls = []
@@ -338,7 +338,7 @@ def test_localize_features_matches_manual_pipeline(thumos_net, device, L):
     rgb, flow = rng.random((L, 1024), dtype=np.float32), rng.random((L, 1024), dtype=np.float32)
     got = localize.localize_features(net, rgb, flow, classes, cfg)
 
-    idx = np.arange(L) if L <= 16 else np.floor(np.arange(16) * L / 16).astype(int)  # SPEC §7.3 test sampling
+    idx = np.arange(L) if L <= 16 else np.floor(np.arange(16) * L / 16).astype(int)  # method §7.3 test sampling
     with torch.inference_mode():
         out = net(torch.from_numpy(np.concatenate([rgb[idx], flow[idx]], 1)[None]).to(device))
     dets = detect(out.act_score[0].double().cpu().numpy(), out.seg_score[0].double().cpu().numpy(), L,

@@ -137,7 +137,7 @@ def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device, capsys)
     rows = read_rows(save / "thumos14.csv")
     assert [r["step"] for r in rows] == ["1", "2"]
     assert list(rows[0])[:3] == ["step", "loss", "test_acc"] and list(rows[0])[-1] == "mAP@AVG"
-    assert len(rows[0]) == 3 + 7 + 1  # SPEC §10: 7 THUMOS14 tIoUs + AVG
+    assert len(rows[0]) == 3 + 7 + 1  # method §10: 7 THUMOS14 tIoUs + AVG
     assert all(np.isfinite(float(r["loss"])) and 0 <= float(r["mAP@AVG"]) <= 1 for r in rows)
     for name in ("thumos14.pth", "thumos14_last.pt", "thumos14_predictions.json", "thumos14_ground_truth.json"):
         assert (save / name).is_file(), name
@@ -152,7 +152,7 @@ def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device, capsys)
     assert gt["database"][test_split.videos[0]]["annotations"] == test_split.ground_truth[test_split.videos[0]]
 
     # Test mode with the best checkpoint reproduces the best row's numbers exactly.
-    best = rows[train.best_index([float(r["mAP@AVG"]) for r in rows])]  # the SPEC §8 rule, as training keeps it
+    best = rows[train.best_index([float(r["mAP@AVG"]) for r in rows])]  # the method §8 rule, as training keeps it
     out = tmp_path / "test"
     result = main.run(
         main.make_config(
@@ -288,7 +288,7 @@ def test_model_file_settings_come_from_the_checkpoint_unless_a_flag_is_given(tmp
     cfg = main.make_config(["--model_file", str(ckpt), "--num_seg", "64", "--act_th", "0.5"])
     assert (cfg.num_seg, cfg.act_th, cfg.alpha) == (64, [0.5], 0.3)
     assert "from flags: num_seg=64 act_th=0.5" in capsys.readouterr().out
-    # The authors' plain state-dicts carry nothing: the SPEC defaults of --data_name.
+    # The authors' plain state-dicts carry nothing: the method's defaults of --data_name.
     plain = tmp_path / "authors.pth"
     torch.save(ACRNet(200, pool=True).state_dict(), plain)
     cfg = main.make_config(["--model_file", str(plain), "--data_name", "activitynet1.3"])

@@ -1,4 +1,4 @@
-"""model.py against the slow reference (tests/reference_model.py) and SPEC §2.5's state-dict layout."""
+"""model.py against the slow reference (tests/reference_model.py) and method §2.5's state-dict layout."""
 
 from __future__ import annotations
 
@@ -311,7 +311,7 @@ def test_gce_rejects_bad_aas_shape():
 
 
 def spec_state_dict_shapes(c: int) -> dict[str, tuple[int, ...]]:
-    """SPEC §2.5, written out from the spec (not from the model)."""
+    """method §2.5, written out from the spec (not from the model)."""
     shapes = {"mca.rgb_proj": (4, 1024, 256), "mca.flow_proj": (4, 1024, 256), "mca.atte": (4, 256, 256)}
     for m in ("rgb_bwa", "flow_bwa"):
         for layer in ("attn", "conv"):

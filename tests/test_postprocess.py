@@ -1,4 +1,4 @@
-"""Post-processing (SPEC §9) against the slow loop reference in tests/reference_postprocess.py."""
+"""Post-processing (method §9) against the slow loop reference in tests/reference_postprocess.py."""
 
 from __future__ import annotations
 

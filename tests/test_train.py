@@ -1,4 +1,4 @@
-"""train.py: the authors' batch stream (SPEC §8) against its literal construction and its exact statistics; one batch
+"""train.py: the authors' batch stream (method §8) against its literal construction and its exact statistics; one batch
 whatever the path (DataLoader workers, a resume, --preload); the rounded best-checkpoint rule, alone and in a run;
 and Split.subset, which the held-out split is built on."""
 
@@ -34,7 +34,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("videos, batch, steps", [(200, 32, 2000), (7, 4, 5), (5, 8, 3), (1, 3, 2), (40, 1, 7)])
 def test_stream_is_the_literal_list_permuted_once(videos, batch, steps):
-    """SPEC §8 word for word: list item i = video i mod V, one permutation of the whole list, step k = a slice."""
+    """method §8 word for word: list item i = video i mod V, one permutation of the whole list, step k = a slice."""
     stream = train.BatchStream(videos, batch, steps, seed=11)
     items = [i % videos for i in range(batch * steps)]
     perm = np.random.default_rng([11, train.STREAM_TAG]).permutation(batch * steps)  # the same draw, by hand
@@ -91,7 +91,7 @@ def test_a_batch_is_the_same_through_workers_resume_and_preload(tiny_data):
     for path, got, first in (("workers", workers, 0), ("resume", resumed, 3), ("preload", preloaded, 0)):
         for k, (x, y) in enumerate(got):
             assert torch.equal(x, direct[first + k][0]) and torch.equal(y, direct[first + k][1]), (path, k)
-    # the snippets of one slot are SPEC §7.3's draw for that visit's seed
+    # the snippets of one slot are method §7.3's draw for that visit's seed
     v, seed = stream.draws(2)[1]
     idx = feats.indices(v, seed)
     rgb = torch.from_numpy(np.load(split.rgb_paths[v])[idx])

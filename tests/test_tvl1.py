@@ -1,4 +1,4 @@
-"""tvl1.py against the per-pixel reference written from TVL1_CUDA.md (tests/reference_tvl1.py): the stages one by one
+"""tvl1.py against the per-pixel reference written from docs/tvl1.md (tests/reference_tvl1.py): the stages one by one
 (resize, warp, one inner iteration) bit for bit, whole runs on small synthetic and real images (both backends), the
 <16 pyramid rule, flat images, sub-pixel shifts at the full default parameters, batches, and bad arguments."""
 
@@ -42,7 +42,7 @@ def real_frames(shared_data) -> list[np.ndarray]:
 
 
 def agreement(flow: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
-    """(fraction of quantised components (SPEC §12.4) identical, max |Δflow|) of [2, H, W] flows."""
+    """(fraction of quantised components (method §12.4) identical, max |Δflow|) of [2, H, W] flows."""
     q, qr = (quantize_flow(np.moveaxis(f, 0, -1)) for f in (flow, ref))
     return float((q == qr).mean()), float(np.abs(flow - ref).max())
 
@@ -57,7 +57,7 @@ def test_pyramid_sizes_and_the_16_px_rule():
     assert tvl1.pyramid_sizes(100, 19) == [(100, 19)]  # 15 columns next
     assert tvl1.pyramid_sizes(8, 8) == [(8, 8)]  # smaller than 16 already: the input alone
     assert tvl1.pyramid_sizes(256, 341, nscales=1) == [(256, 341)]
-    # the resize steps: f32(1/0.8) = 1.25 down; f32(1/(dst/src)) up (TVL1_CUDA.md §3's examples)
+    # the resize steps: f32(1/0.8) = 1.25 down; f32(1/(dst/src)) up (docs/tvl1.md §3's examples)
     assert tvl1._resize_k(341, 273, 0.8) == np.float32(1.25)
     assert tvl1._resize_k(205, 256, None) == np.float32(0.80078125)
     assert tvl1._resize_k(131, 164, None) == np.float32(0.7987805)

@@ -220,7 +220,7 @@ def test_backend_selection():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_triton_vs_torch_vs_numba_on_real_frames(shared_data):
-    """A real 341×256 pair at SPEC parameters: the compiled kernels (FMA fusion off, IEEE divisions) should give the
+    """A real 341×256 pair, authors' parameters: the compiled kernels (FMA fusion off, IEEE divisions) should give the
     numba flow; the float64 error sums run in another order, so a stopping decision may differ: ≥ 99.9 % quantised."""
     pytest.importorskip("triton")
     assert tvl1._auto_backend(torch.device("cuda")) == "triton"

@@ -42,7 +42,7 @@ def test_real_thumos14_folder_agrees_with_annotations_json(shared_data):
     assert len(names) == len(ann) == 412 and classlist == D.THUMOS14_CLASSES
     assert Counter(e["subset"] for e in ann.values()) == {"val": 200, "test": 212}  # `validation` → `val`
     real = D.read_annotations(shared_data / "thumos14" / "annotations.json")
-    # The W-TALC folder lacks only video_test_0001292 (its only segments are Ambiguous; dropped by SPEC §7.2 anyway).
+    # The W-TALC folder lacks only video_test_0001292 (its only segments are Ambiguous; dropped by method §7.2 anyway).
     assert set(real) - set(ann) == {"video_test_0001292"} and set(ann) <= set(real)
     for v in ann:  # every segment, label and subset agrees
         assert _segments(ann, [v]) == _segments(real, [v]) and ann[v]["subset"] == real[v]["subset"], v
@@ -86,7 +86,8 @@ def test_real_thumos14_folder_loads_as_splits(shared_data, tmp_path):
     te = D.load_split(data, "thumos14", "test", progress=False)
     assert (len(tr), len(te)) == (200, 210) and tr.classes == te.classes == D.THUMOS14_CLASSES
     assert (
-        tr.videos == sorted(tr.videos) and [r for _, r in te.skipped] == ["dropped: annotation errors (SPEC §7.2)"] * 2
+        tr.videos == sorted(tr.videos)
+        and [r for _, r in te.skipped] == ["dropped: annotation errors (method §7.2)"] * 2
     )
     assert te.ambiguous_file == data / THUMOS / "Ambiguous_test.txt"
     assert set(te.ambiguous) <= set(te.videos) and len(te.ambiguous) == 35  # as the official file gives
@@ -112,7 +113,7 @@ def test_real_activitynet12_folder_loads_as_splits(shared_data, tmp_path):
 
 # --- the same features in both layouts: identical training, testing, evaluation ------------------------------------
 
-# A run short enough for a test that still scores above 0.0 % mAP@AVG (SPEC §8 keeps no checkpoint otherwise).
+# A run short enough for a test that still scores above 0.0 % mAP@AVG (method §8 keeps no checkpoint otherwise).
 TINY = ["--num_seg", "16", "--batch_size", "4", "--num_iter", "2", "--eval_iter", "2", "--init_lr", "1e-3"]
 TINY += ["--no_progress", "--seed", "3"]
 

@@ -105,7 +105,7 @@ def write_wtalc(
 
 
 def wtalc_from_authors(data_path: Path, out: Path, *, style: str = "py2") -> Path:
-    """The THUMOS14 dataset at `data_path` (SPEC §7.1 layout, e.g. demo.make_demo's) rewritten in the W-TALC layout
+    """The THUMOS14 dataset at `data_path` (method §7.1 layout, e.g. demo.make_demo's) rewritten in the W-TALC layout
     → `out` (holds Thumos14reduced-*). Same features (rgb ‖ flow), labels, segments; videos in reverse name order,
     so a reader that forgot to sort would differ."""
     root = data_path / "thumos14"
