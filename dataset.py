@@ -27,7 +27,7 @@ from tqdm import tqdm
 from utils import InputError, atomic_text_write, is_finite_number, read_json, warn_once
 
 FEATURE_DIM = 1024  # channels per modality (I3D Mixed_5c)
-AMBIGUOUS_LABEL = "Ambiguous"  # THUMOS14's "Ambiguous" segments feed the prediction filter (method §9.4), not a class
+AMBIGUOUS_LABEL = "Ambiguous"  # THUMOS14's "Ambiguous" segments feed the prediction filter (method §9.7), not a class
 MIN_SNIPPETS = 11  # method §7.2: videos with L <= 10 snippets are skipped
 SHIPPED_AMBIGUOUS = Path(__file__).resolve().parent / "result" / "ambiguous.txt"  # THUMOS14's Ambiguous_test.txt
 
@@ -144,7 +144,7 @@ def _read_any_annotations(path: Path) -> Annotations:
 
 
 def _is_class_txt(name: str) -> bool:
-    """`<Class>_<val|test>.txt`, and not `Ambiguous_*.txt` (the §9.4 filter, not a class)."""
+    """`<Class>_<val|test>.txt`, and not `Ambiguous_*.txt` (the §9.7 filter, not a class)."""
     return _THUMOS_TXT.match(name) is not None and not name.startswith("Ambiguous_")
 
 
@@ -587,7 +587,7 @@ def load_split(
     Every feature file is checked once (missing, unreadable, ndim, width 1024, float dtype, rgb/flow length,
     NaN/Inf): a bad one raises one InputError line naming the file, or with `skip_bad` is skipped and listed in
     `Split.skipped`. `annotation_file` overrides the dataset's default (a .json file or a THUMOS14 txt folder).
-    THUMOS14 test: the Ambiguous segments (method §9.4) are required (InputError if no file is found) unless
+    THUMOS14 test: the Ambiguous segments (method §9.7) are required (InputError if no file is found) unless
     `ambiguous=False`, which leaves `Split.ambiguous` empty (no filter).
     """
     info = dataset_info(data_name)
@@ -681,7 +681,7 @@ def _assemble_split(
 ) -> Split:
     """The Split of the kept videos `kept` [(stem, annotation id, L)], in that order, for either layout: multi-hot
     labels, ground truth and durations from `annotations`; for the THUMOS14 test split the Ambiguous segments found
-    by `_find_ambiguous(*ambiguous_near)`, which must exist (never switch method §9.4's filter off silently), or none
+    by `_find_ambiguous(*ambiguous_near)`, which must exist (never switch method §9.7's filter off silently), or none
     at all when `ambiguous_near` is None (--no_ambiguous)."""
     stems = [s for s, _, _ in kept]
     index = {c: i for i, c in enumerate(classes)}
@@ -706,11 +706,11 @@ def _assemble_split(
     )
     if info.name == "thumos14" and split == "test" and ambiguous_near is not None:
         amb_file = _find_ambiguous(*ambiguous_near)
-        if amb_file is None:  # never switch the method §9.4 filter off silently
+        if amb_file is None:  # never switch the method §9.7 filter off silently
             raise InputError(
                 f"{ambiguous_near[1]}: no Ambiguous_test.txt (looked next to {ambiguous_near[0]}, in "
                 f"{ambiguous_near[1]} and for {SHIPPED_AMBIGUOUS}); the THUMOS14 protocol filters predictions with "
-                "it (method §9.4): restore the file, or pass --no_ambiguous to evaluate without the filter"
+                "it (method §9.7): restore the file, or pass --no_ambiguous to evaluate without the filter"
             )
         amb = read_ambiguous(amb_file)
         result.ambiguous = {s: amb[v] for s, v, _ in kept if v in amb}

@@ -117,7 +117,7 @@ def test_pass(
             rate=cfg.rate,
         )
         preds = localize.detections_as_records(dets, classes)
-        if thumos:  # method §9.4, on this video's predictions (keeps dets and predictions aligned)
+        if thumos:  # method §9.7, on this video's predictions (keeps dets and predictions aligned)
             preds = postprocess.filter_ambiguous({video: preds}, split.ambiguous)[video]
         predictions[video] = preds
         if keep_scores:

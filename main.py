@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--seeds", type=parse_seeds, default=S, help="one run per seed (42,43,44), then their spread")
     p.add_argument("--pool", action=argparse.BooleanOptionalAction, default=S, help="temporal pool in the heads")
     p.add_argument("--annotation_file", default=S, help="annotations to use instead of the dataset's default file")
-    p.add_argument("--no_ambiguous", dest="ambiguous", action="store_false", default=S, help="THUMOS14: no §9.4 filter")
+    p.add_argument("--no_ambiguous", dest="ambiguous", action="store_false", default=S, help="THUMOS14: no §9.7 filter")
     p.add_argument("--model_file", default=S, help="test this checkpoint (with its own test settings) instead")
     p.add_argument("--device", default=S, help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--resume", action="store_true", default=S, help="continue from <save_path>/<data_name>_last.pt")
@@ -144,7 +144,7 @@ def run(cfg: Config) -> Any:
         demo.ensure_demo(cfg.data_path)
         print("DEMO: synthetic features on real THUMOS14 timelines — the numbers below say nothing about ACRNet.")
     if not cfg.ambiguous and cfg.data_name == "thumos14":
-        print("WARNING: --no_ambiguous: THUMOS14 predictions are NOT filtered by the Ambiguous segments (method §9.4); "
+        print("WARNING: --no_ambiguous: THUMOS14 predictions are NOT filtered by the Ambiguous segments (method §9.7); "
               "the mAP is not comparable with published numbers", file=sys.stderr)  # fmt: skip
     start = time.perf_counter()
     with reproducible(device, cudnn_benchmark=cfg.cudnn_benchmark, tf32=cfg.tf32):

@@ -2,7 +2,7 @@
 
 `detect(act_score, seg_score, num_snippets)` turns the network's video scores [C] and snippet CAS [T', C] into
 `(class_index, start_s, end_s, score)` detections; `filter_ambiguous` applies the THUMOS14 Ambiguous filter
-(method §9.4) to evaluator-style predictions. Everything is float64 and vectorised over frames, thresholds and runs;
+(method §9.7) to evaluator-style predictions. Everything is float64 and vectorised over frames, thresholds and runs;
 soft-NMS, sequential by nature, is a small compiled (numba) loop; the only Python loop is over predicted classes.
 """
 
@@ -164,7 +164,7 @@ def detect(
 def filter_ambiguous(
     predictions: Mapping[str, list[dict]], ambiguous: Mapping[str, Sequence[tuple[float, float]]]
 ) -> dict[str, list[dict]]:
-    """method §9.4: drop each prediction that strictly overlaps ANY ambiguous segment of its video.
+    """method §9.7: drop each prediction that strictly overlaps ANY ambiguous segment of its video.
 
     predictions {video: [{"label", "score", "segment": [s, e]}]}, ambiguous {video: [(s, e)]}. Strict:
     max(a_s, p_s) < min(a_e, p_e), so a prediction that only touches an ambiguous segment is kept.
