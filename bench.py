@@ -836,9 +836,10 @@ def bench_wtalc(args: argparse.Namespace) -> None:
     from wtalc_layout import write_wtalc
 
     import dataset
+    import wtalc
 
     # THUMOS14's real durations (W-TALC folder) → L = floor(duration · 25 / 16) per video; --quick: every 10th video
-    names, _, ann = dataset.read_wtalc_folder(SHARED_DATA / "wtalc" / "Thumos14reduced-Annotations")
+    names, _, ann = wtalc.read_wtalc_folder(SHARED_DATA / "wtalc" / "Thumos14reduced-Annotations")
     names = names[::10] if args.quick else names
     rng = np.random.default_rng(0)
     videos = {}
@@ -854,7 +855,7 @@ def bench_wtalc(args: argparse.Namespace) -> None:
         }
     with tempfile.TemporaryDirectory() as tmp:
         wt = write_wtalc(Path(tmp) / "Thumos14reduced", "Thumos14reduced", videos, dataset.THUMOS14_CLASSES)
-        joint = wt / f"Thumos14reduced{dataset.WTALC_FEATURES}"
+        joint = wt / f"Thumos14reduced{wtalc.WTALC_FEATURES}"
         authors = Path(tmp) / "authors"
         db = {}
         for v, e in videos.items():
@@ -882,7 +883,7 @@ def bench_wtalc(args: argparse.Namespace) -> None:
 
         flags = "'--num_iter', '1', '--eval_iter', '1', '--num_seg', '16', '--batch_size', '2', '--no_progress'"
         run = "import main; main.main(['--data_path', {!r}, '--save_path', {!r}, " + flags + ", '--device', 'cpu'])"
-        read = f"import dataset; dataset.read_wtalc_features({str(joint)!r}, progress=False)"
+        read = f"import wtalc; wtalc.read_wtalc_features({str(joint)!r}, progress=False)"
         rows = [
             ("import dataset (baseline)", peak("import dataset")),
             ("read_wtalc_features (restricted unpickler)", peak(read)),
@@ -896,7 +897,7 @@ def bench_wtalc(args: argparse.Namespace) -> None:
         # The data path alone, in this process, A/B interleaved (medians of 3): both splits loaded and checked (the
         # W-TALC file re-read each time), then one pass of S = 750 training items over the training split.
         def load(data: Path) -> list:
-            dataset._joint_cache.clear()
+            wtalc._joint_cache.clear()
             return [dataset.load_split(data, "thumos14", s, progress=False) for s in ("train", "test")]
 
         def epoch(split) -> None:

@@ -22,6 +22,7 @@ import dataset as D
 import evaluate
 import main
 import train
+import wtalc as W
 from demo import make_demo
 from utils import InputError, load_checkpoint
 
@@ -38,7 +39,7 @@ def _segments(annotations, videos):
 
 
 def test_real_thumos14_folder_agrees_with_annotations_json(shared_data):
-    names, classlist, ann = D.read_wtalc_folder(shared_data / "wtalc" / THUMOS)
+    names, classlist, ann = W.read_wtalc_folder(shared_data / "wtalc" / THUMOS)
     assert len(names) == len(ann) == 412 and classlist == D.THUMOS14_CLASSES
     assert Counter(e["subset"] for e in ann.values()) == {"val": 200, "test": 212}  # `validation` → `val`
     real = D.read_annotations(shared_data / "thumos14" / "annotations.json")
@@ -60,7 +61,7 @@ def test_real_thumos14_folder_agrees_with_annotations_json(shared_data):
 
 
 def test_real_activitynet12_folder(shared_data):
-    names, classlist, ann = D.read_wtalc_folder(shared_data / "wtalc" / ANET)
+    names, classlist, ann = W.read_wtalc_folder(shared_data / "wtalc" / ANET)
     assert len(names) == 7202 and len(classlist) == 100 == D.DATASETS["activitynet1.2"].num_classes
     assert Counter(e["subset"] for e in ann.values()) == {"training": 4819, "validation": 2383}
     assert D.class_names(ann) == sorted(classlist)  # every class has instances
@@ -79,9 +80,9 @@ def _link_annotations(shared: Path, name: str, out: Path) -> Path:
 def test_real_thumos14_folder_loads_as_splits(shared_data, tmp_path):
     """Every real THUMOS14 video with a minimal (T = 11) feature row: 200 train / 210 test, as the other layout."""
     data = _link_annotations(shared_data, "Thumos14reduced", tmp_path / "Thumos14reduced")
-    names, _, ann = D.read_wtalc_folder(data / THUMOS)
+    names, _, ann = W.read_wtalc_folder(data / THUMOS)
     rows = [np.full((11, 2048), i, np.float32) for i in range(len(names))]
-    save_object_npy(data / f"Thumos14reduced{D.WTALC_FEATURES}", object_array(rows), style="numpy")
+    save_object_npy(data / f"Thumos14reduced{W.WTALC_FEATURES}", object_array(rows), style="numpy")
     tr = D.load_split(data, "thumos14", "train", progress=False)
     te = D.load_split(data, "thumos14", "test", progress=False)
     assert (len(tr), len(te)) == (200, 210) and tr.classes == te.classes == D.THUMOS14_CLASSES
@@ -100,10 +101,10 @@ def test_real_thumos14_folder_loads_as_splits(shared_data, tmp_path):
 
 def test_real_activitynet12_folder_loads_as_splits(shared_data, tmp_path):
     data = _link_annotations(shared_data, "ActivityNet1.2", tmp_path / "anet")
-    names, _, ann = D.read_wtalc_folder(data / ANET)
+    names, _, ann = W.read_wtalc_folder(data / ANET)
     keep = set(sorted(names)[::500])  # 15 videos with T = 11; the others T = 4 (short: skipped)
     rows = [np.zeros((11 if v in keep else 4, 2048), np.float32) for v in names]
-    save_object_npy(data / f"ActivityNet1.2{D.WTALC_FEATURES}", object_array(rows), style="numpy")
+    save_object_npy(data / f"ActivityNet1.2{W.WTALC_FEATURES}", object_array(rows), style="numpy")
     for split, subset, n in (("train", "training", 4819), ("test", "validation", 2383)):
         s = D.load_split(data, "activitynet1.2", split, progress=False)
         assert s.videos == sorted(v for v in keep if ann[v]["subset"] == subset)
@@ -151,7 +152,7 @@ def test_both_layouts_give_the_same_split(both_layouts):
             w.ground_truth,
             w.ambiguous,
         )
-        assert np.array_equal(a.labels, w.labels) and w.rgb_paths[0].name.endswith(D.WTALC_FEATURES)
+        assert np.array_equal(a.labels, w.labels) and w.rgb_paths[0].name.endswith(W.WTALC_FEATURES)
         for mode in ("train", "test"):
             fa, fw = D.FeatureDataset(a, 16, mode), D.FeatureDataset(w, 16, mode, in_memory=True)
             for v in range(len(a)):
@@ -198,13 +199,13 @@ def test_pickle_styles_read_alike(tmp_path, style):
     rows = [rng.standard_normal((t, 2048)).astype(np.float32) for t in (12, 0, 300)]
     path = tmp_path / "x.npy"
     save_object_npy(path, object_array(rows), style)
-    got = D.read_npy(path)
+    got = W.read_npy(path)
     assert got.dtype == object and got.shape == (3,)
     for want, x in zip(rows, got, strict=True):
         assert x.dtype == np.float32 and x.shape == want.shape and np.array_equal(x, want)
     labels = [[b"Diving", "CliffDiving"], []]  # Python 2 str arrives as bytes; Python 3 str as str
     save_object_npy(path, object_array(labels), style)
-    assert [[D._wtalc_text(x, path, "label") for x in v] for v in D.read_npy(path)] == [["Diving", "CliffDiving"], []]
+    assert [[W._wtalc_text(x, path, "label") for x in v] for v in W.read_npy(path)] == [["Diving", "CliffDiving"], []]
 
 
 def test_python3_protocol2_bytes_via_codecs(tmp_path):
@@ -213,7 +214,7 @@ def test_python3_protocol2_bytes_via_codecs(tmp_path):
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": (2,)})
         pickle.dump(object_array([np.arange(5, dtype=np.float64), [b"\xff\x00a", 1.5]]), f, protocol=2)
-    got = D.read_npy(path)
+    got = W.read_npy(path)
     assert np.array_equal(got[0], np.arange(5)) and got[1] == [b"\xff\x00a", 1.5]
 
 
@@ -241,7 +242,7 @@ class _Exec:
 def test_crafted_pickle_is_refused_and_never_runs(tmp_path, payload, where):
     marker = tmp_path / "pwned"
     data = _tiny_wtalc(tmp_path / "data")
-    target = data / f"Thumos14reduced{D.WTALC_FEATURES}" if where == "features" else data / THUMOS / "labels.npy"
+    target = data / f"Thumos14reduced{W.WTALC_FEATURES}" if where == "features" else data / THUMOS / "labels.npy"
     evil = object_array([payload(marker), np.zeros((12, 2048), np.float32)])
     np.save(target, evil, allow_pickle=True)  # what a malicious download would hold
     with pytest.raises(InputError) as e:
@@ -267,7 +268,7 @@ def test_restricted_unpickler_refuses_other_reconstructions(tmp_path):
     for obj, refused in ((object_array([Path("a")]), "pathlib"), (object_array([{1, 2}, range(3)]), "builtins.range")):
         np.save(path, obj, allow_pickle=True)
         with pytest.raises(InputError, match=f"refused to unpickle {refused}"):
-            D.read_npy(path)
+            W.read_npy(path)
 
 
 # --- bad input: one line naming the file and the problem -------------------------------------------------------------
@@ -341,7 +342,7 @@ def _bad(tmp_path: Path, case: str) -> tuple[Path, str, str]:
     """(data_path, data_name, expected message part) for one broken W-TALC folder."""
     data = tmp_path / "data"
     ann = data / THUMOS
-    joint = data / f"Thumos14reduced{D.WTALC_FEATURES}"
+    joint = data / f"Thumos14reduced{W.WTALC_FEATURES}"
     v0 = "video_validation_0000051"
     if case == "no_folder":
         _tiny_wtalc(data)
@@ -359,7 +360,7 @@ def _bad(tmp_path: Path, case: str) -> tuple[Path, str, str]:
         return data, "thumos14", "segments.npy: file not found"
     if case == "count":
         _tiny_wtalc(data)
-        rows = D.read_npy(joint)
+        rows = W.read_npy(joint)
         save_object_npy(joint, rows[:-1])
         return data, "thumos14", f"{joint}: 4 videos, but {ann / 'videoname.npy'} lists 5"
     if case == "subset_count":
@@ -417,8 +418,8 @@ def test_bad_wtalc_input_is_one_line(tmp_path, case):
 
 def test_several_feature_files_pick_the_dataset(tmp_path):
     data = _tiny_wtalc(tmp_path)
-    shutil.copy(data / f"Thumos14reduced{D.WTALC_FEATURES}", data / f"ActivityNet1.2{D.WTALC_FEATURES}")
-    assert D.find_wtalc_layout(data, "thumos14") == (data / f"Thumos14reduced{D.WTALC_FEATURES}", data / THUMOS)
+    shutil.copy(data / f"Thumos14reduced{W.WTALC_FEATURES}", data / f"ActivityNet1.2{W.WTALC_FEATURES}")
+    assert D.find_wtalc_layout(data, "thumos14") == (data / f"Thumos14reduced{W.WTALC_FEATURES}", data / THUMOS)
     with pytest.raises(InputError, match="ActivityNet1.2-Annotations: annotation folder not found"):
         D.find_wtalc_layout(data, "activitynet1.2")
     assert D.find_wtalc_layout(tmp_path / "nowhere", "thumos14") is None

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 import dataset as D
+import wtalc as W
 
 
 class Py2Pickler(pickle._Pickler):
@@ -100,7 +101,7 @@ def write_wtalc(
     if ambiguous is not None:
         shutil.copy(ambiguous, ann / "Ambiguous_test.txt")
     features = object_array([videos[v]["features"] for v in names])
-    save_object_npy(folder / f"{name}{D.WTALC_FEATURES}", features, style)
+    save_object_npy(folder / f"{name}{W.WTALC_FEATURES}", features, style)
     return folder
 
 
