@@ -19,7 +19,16 @@ import torch
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {}
 ROOT = Path(__file__).resolve().parent
-SHARED_DATA = ROOT.parent / "shared" / "data"  # the real data beside the checkout (as tests/conftest.py)
+TEST_DATA = ROOT / "tests" / "data"  # the real annotation files shipped with the tests
+
+
+def media_folder() -> Path:
+    """Real videos and I3D weights: the folder named by ACRNET_TEST_MEDIA (videos/, i3d/; tests/data/README.md).
+    Without it the sections that need them say so and skip those parts."""
+    tests_on_path()
+    from conftest import media_folder as found
+
+    return found() or Path("<set ACRNET_TEST_MEDIA>")
 
 
 def tests_on_path() -> None:
@@ -121,7 +130,7 @@ def bench_extract(args: argparse.Namespace) -> None:
     """Frames/s of each extraction stage (decode, TV-L1, I3D RGB, I3D flow) and end to end (extract.extract_video).
 
     I3D is timed on random uint8 frames through extract.SnippetRunner (crop, transfer, [-1, 1], forward), so it runs
-    where PyAV / OpenCV are missing; the video stages need them and ../shared/data/videos/v_GGSY1Qvo990.mp4.
+    where PyAV / OpenCV are missing; the video stages need them and videos/v_GGSY1Qvo990.mp4 of ACRNET_TEST_MEDIA.
     """
     import itertools
 
@@ -131,7 +140,7 @@ def bench_extract(args: argparse.Namespace) -> None:
     from i3d import InceptionI3d, load_i3d
 
     device = torch.device(args.device)
-    rgb_path = SHARED_DATA / "i3d" / "rgb_scratch_kinetics400.pt"
+    rgb_path = media_folder() / "i3d" / "rgb_scratch_kinetics400.pt"
     torch.manual_seed(0)
     nets = {  # the real RGB weights when present; random flow weights (same cost)
         "rgb": load_i3d(rgb_path, 3) if rgb_path.is_file() else InceptionI3d(3).eval(),
@@ -180,7 +189,7 @@ def bench_extract(args: argparse.Namespace) -> None:
     except ImportError as e:  # a bare GPU box: I3D figures only
         print(f"video stages skipped: {e}")
         return
-    src = SHARED_DATA / "videos" / "v_GGSY1Qvo990.mp4"
+    src = media_folder() / "videos" / "v_GGSY1Qvo990.mp4"
     if not src.is_file():
         print(f"video stages skipped: {src} is absent")
         return
@@ -227,7 +236,7 @@ def bench_video(args: argparse.Namespace) -> None:
 
     import video
 
-    src = SHARED_DATA / "videos" / "v_GGSY1Qvo990.mp4"
+    src = media_folder() / "videos" / "v_GGSY1Qvo990.mp4"
     if not src.is_file():
         print(f"skipped: {src} is absent")
         return
@@ -292,9 +301,9 @@ def bench_flow(args: argparse.Namespace) -> None:
     cuda = device.type == "cuda"
     threads = tvl1.available_cores()
     cv2.setNumThreads(threads)
-    videos = sorted((SHARED_DATA / "videos").glob("*.*"))
+    videos = sorted((media_folder() / "videos").glob("*.*"))
     if not videos:
-        print(f"skipped: no videos in {SHARED_DATA / 'videos'}")
+        print(f"skipped: no videos in {media_folder() / 'videos'}")
         return
 
     def sync() -> None:
@@ -306,7 +315,7 @@ def bench_flow(args: argparse.Namespace) -> None:
         return np.stack([video.to_gray(f) for f in frames])
 
     # 1. pairs/s at 341×256, interleaved rounds (medians): the load of a shared machine hits both alike
-    src = SHARED_DATA / "videos" / "v_GGSY1Qvo990.mp4"
+    src = media_folder() / "videos" / "v_GGSY1Qvo990.mp4"
     n_port = video.FLOW_BATCH_GPU if cuda else 2 * threads
     n_cv = 2 if args.quick else 2 * threads
     g = grey_frames(src, 200, max(n_port, n_cv) + 1)
@@ -348,7 +357,7 @@ def bench_flow(args: argparse.Namespace) -> None:
             print(f"{f'  {backend}, batch {n}':<52}{n:>6}{statistics.median(got):>9.1f}")
 
     # 2. agreement, iterations, I3D proxy-flow features, per shared video
-    rgb_path = SHARED_DATA / "i3d" / "rgb_scratch_kinetics400.pt"
+    rgb_path = media_folder() / "i3d" / "rgb_scratch_kinetics400.pt"
     net = None
     if rgb_path.is_file():  # TSN cross-modality initialisation of a flow I3D from the RGB one (a proxy, see above)
         sd = dict(load_i3d(rgb_path, 3).state_dict())
@@ -430,8 +439,8 @@ def bench_flow_video(args: argparse.Namespace) -> None:
     from i3d import InceptionI3d, load_i3d
     from model import ACRNet
 
-    src = SHARED_DATA / "videos" / "v_GGSY1Qvo990.mp4"
-    rgb_path = SHARED_DATA / "i3d" / "rgb_scratch_kinetics400.pt"
+    src = media_folder() / "videos" / "v_GGSY1Qvo990.mp4"
+    rgb_path = media_folder() / "i3d" / "rgb_scratch_kinetics400.pt"
     if not (src.is_file() and rgb_path.is_file()):
         print(f"skipped: {src} or {rgb_path} is absent")
         return
@@ -502,7 +511,7 @@ def bench_postprocess(args: argparse.Namespace) -> None:
     from reference_postprocess import ref_detect, ref_filter_ambiguous
 
     info = DATASETS["thumos14"]
-    ann = read_annotations(SHARED_DATA / "thumos14" / "annotations.json")
+    ann = read_annotations(TEST_DATA / "thumos14" / "annotations.json")
     videos, _ = split_videos(ann, "thumos14", "test")
     if args.quick:
         videos = videos[:: len(videos) // 12][:12]
@@ -839,7 +848,7 @@ def bench_wtalc(args: argparse.Namespace) -> None:
     import wtalc
 
     # THUMOS14's real durations (W-TALC folder) → L = floor(duration · 25 / 16) per video; --quick: every 10th video
-    names, _, ann = wtalc.read_wtalc_folder(SHARED_DATA / "wtalc" / "Thumos14reduced-Annotations")
+    names, _, ann = wtalc.read_wtalc_folder(TEST_DATA / "wtalc" / "Thumos14reduced-Annotations")
     names = names[::10] if args.quick else names
     rng = np.random.default_rng(0)
     videos = {}

@@ -30,8 +30,8 @@ def _counter(annotations, videos):
 # --- real annotation files -----------------------------------------------------------------------------------------
 
 
-def test_thumos14_json_counts_and_splits(shared_data):
-    path = shared_data / "thumos14" / "annotations.json"
+def test_thumos14_json_counts_and_splits(real_annotations):
+    path = real_annotations / "thumos14" / "annotations.json"
     ann = D.read_annotations(path)
     raw = json.loads(path.read_text())
     assert len(ann) == len(raw) == 413
@@ -50,9 +50,9 @@ def test_thumos14_json_counts_and_splits(shared_data):
     assert all(ann[v]["duration"] == raw[v]["duration"] for v in ann)
 
 
-def test_thumos14_official_txt_matches_json(shared_data):
-    ann = D.read_annotations(shared_data / "thumos14" / "annotations.json")
-    official = shared_data / "thumos14" / "official"
+def test_thumos14_official_txt_matches_json(real_annotations):
+    ann = D.read_annotations(real_annotations / "thumos14" / "annotations.json")
+    official = real_annotations / "thumos14" / "official"
     txt = D.read_annotations(official)  # a folder holding annotations_val/ and annotations_test/
     # the txt files list only videos with instances (video_test_0001292 has only Ambiguous segments)
     with_instances = {v for v, e in ann.items() if e["annotations"]}
@@ -74,8 +74,8 @@ def test_thumos14_official_txt_matches_json(shared_data):
     assert D.split_videos(txt, "thumos14", "test")[0] == D.split_videos(ann, "thumos14", "test")[0]
 
 
-def test_read_ambiguous_real(shared_data):
-    path = shared_data / "thumos14" / "official" / "annotations_test" / "Ambiguous_test.txt"
+def test_read_ambiguous_real(real_annotations):
+    path = real_annotations / "thumos14" / "official" / "annotations_test" / "Ambiguous_test.txt"
     amb = D.read_ambiguous(path)
     rows = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
     assert sum(map(len, amb.values())) == len(rows) == 99
@@ -84,8 +84,8 @@ def test_read_ambiguous_real(shared_data):
 
 
 @pytest.mark.parametrize(("version", "classes", "train", "test"), [("1.2", 100, 4819, 2383), ("1.3", 200, 9649, 4728)])
-def test_activitynet_counts(shared_data, version, classes, train, test):
-    path = shared_data / "activitynet" / f"annotations_{version}.json"
+def test_activitynet_counts(real_annotations, version, classes, train, test):
+    path = real_annotations / "activitynet" / f"annotations_{version}.json"
     ann = D.read_annotations(path)
     raw = json.loads(path.read_text())["database"]
     assert len(ann) == len(raw)
@@ -120,10 +120,10 @@ def _write(folder: Path, stem: str, L: int, seed: int, *, flow_L: int | None = N
 
 
 @pytest.fixture
-def thumos(tmp_path, shared_data):
+def thumos(tmp_path, real_annotations):
     """<tmp>/thumos14/{annotations.json, annotations_test/Ambiguous_test.txt, features/{val,test}} with real ids."""
-    real = json.loads((shared_data / "thumos14" / "annotations.json").read_text())
-    amb_file = shared_data / "thumos14" / "official" / "annotations_test" / "Ambiguous_test.txt"
+    real = json.loads((real_annotations / "thumos14" / "annotations.json").read_text())
+    amb_file = real_annotations / "thumos14" / "official" / "annotations_test" / "Ambiguous_test.txt"
     amb = D.read_ambiguous(amb_file)
     val = sorted(v for v in real if real[v]["subset"] == "val")[:4]
     test = sorted(v for v in real if real[v]["subset"] == "test" and v not in amb)[:2]
@@ -178,11 +178,11 @@ def test_class_index_is_sorted_position(thumos):
         assert {tr.classes[c] for c in np.flatnonzero(tr.labels[row])} == names
 
 
-def test_thumos_txt_folder_and_ambiguous_fallback(thumos, shared_data):
+def test_thumos_txt_folder_and_ambiguous_fallback(thumos, real_annotations):
     root = thumos["root"]
     (root / "annotations.json").unlink()
     shutil.rmtree(root / "annotations_test")
-    shutil.copytree(shared_data / "thumos14" / "official", root / "official")
+    shutil.copytree(real_annotations / "thumos14" / "official", root / "official")
     te = D.load_split(thumos["data"], "thumos14", "test", skip_bad=True, progress=False)  # features: 3 of 210
     assert te.annotation_file == root / "official" == D.find_annotation_file(thumos["data"], "thumos14")
     assert te.videos == sorted(thumos["test"])
@@ -207,12 +207,12 @@ def test_thumos_txt_folder_and_ambiguous_fallback(thumos, shared_data):
     )
 
 
-def test_load_split_all_real_thumos14_ids(tmp_path, shared_data):
+def test_load_split_all_real_thumos14_ids(tmp_path, real_annotations):
     """Every real THUMOS14 id with a minimal (L = 11) feature pair: 200 train / 210 test, json == txt folder."""
-    real = json.loads((shared_data / "thumos14" / "annotations.json").read_text())
+    real = json.loads((real_annotations / "thumos14" / "annotations.json").read_text())
     root = tmp_path / "thumos14"
-    shutil.copytree(shared_data / "thumos14" / "official", root / "official")
-    shutil.copy(shared_data / "thumos14" / "annotations.json", root / "annotations.json")
+    shutil.copytree(real_annotations / "thumos14" / "official", root / "official")
+    shutil.copy(real_annotations / "thumos14" / "annotations.json", root / "annotations.json")
     zeros = np.zeros((11, 1024), np.float32)
     for v, e in real.items():
         folder = root / "features" / e["subset"]
@@ -638,11 +638,11 @@ def test_odd_segments_are_kept_and_counted_in_one_warning(tmp_path, capsys, fres
     )
 
 
-def test_real_files_odd_segments(shared_data, capsys, fresh_warnings):
+def test_real_files_odd_segments(real_annotations, capsys, fresh_warnings):
     """The official files' known flaws are kept (published protocol) and counted: THUMOS14's 30 segments that start
     after their video's end, ActivityNet's zero-length ones (its sub-second overruns of the rounded durations are
     within the slack)."""
-    thumos = shared_data / "thumos14" / "annotations.json"
+    thumos = real_annotations / "thumos14" / "annotations.json"
     ann = D.read_annotations(thumos)
     past = [(v, a["segment"]) for v, e in ann.items() for a in e["annotations"] if a["segment"][1] > e["duration"] + 1]
     assert len(past) == 30 and all(s >= ann[v]["duration"] for v, (s, _) in past)
@@ -652,12 +652,12 @@ def test_real_files_odd_segments(shared_data, capsys, fresh_warnings):
         "(see docs/evaluate.md)\n"
     )
     for version, zero in (("1.2", 10), ("1.3", 12)):
-        path = shared_data / "activitynet" / f"annotations_{version}.json"
+        path = real_annotations / "activitynet" / f"annotations_{version}.json"
         D.read_annotations(path)
         assert capsys.readouterr().err == (
             f"warning: {path}: {zero} segments kept as given: {zero} have zero length (see docs/evaluate.md)\n"
         )
-    D.read_annotations(shared_data / "thumos14" / "official")
+    D.read_annotations(real_annotations / "thumos14" / "official")
     assert capsys.readouterr().err == ""
 
 

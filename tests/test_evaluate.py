@@ -320,8 +320,8 @@ def test_cli_thumos_txt_folder_ambiguous_and_tiou(tmp_path, capsys):
     assert "ambiguous filter: " + amb in out
 
 
-def test_cli_real_thumos_annotations_perfect_predictions(shared_data, tmp_path, capsys):
-    ann_path = shared_data / "thumos14" / "annotations.json"
+def test_cli_real_thumos_annotations_perfect_predictions(real_annotations, tmp_path, capsys):
+    ann_path = real_annotations / "thumos14" / "annotations.json"
     ann = json.loads(ann_path.read_text())
     preds = {v: [{**a, "score": 1.0} for a in e["annotations"]] for v, e in ann.items() if e["subset"] == "test"}
     rc = evaluate.main([str(ann_path), str(write_json(tmp_path / "p.json", preds)), "--dataset", "thumos14"])

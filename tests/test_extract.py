@@ -127,12 +127,12 @@ def test_snippet_runner_matches_reference(device):
 
 
 @needs_video
-def test_real_weights_extract_video(shared_data, monkeypatch):
+def test_real_weights_extract_video(real_media, monkeypatch):
     """Real RGB weights through extract_video on 33 frames from the middle of a Kinetics clip (2 snippets, to stay
     fast): both snippet features classify as "arm wrestling" through the Kinetics head."""
-    path = shared_data / "videos" / "kinetics_arm_wrestling.mp4"
-    net = load_i3d(shared_data / "i3d" / "rgb_scratch_kinetics400.pt", 3)
-    labels = (shared_data / "i3d" / "kinetics400_label_map.txt").read_text().splitlines()
+    path = real_media / "videos" / "kinetics_arm_wrestling.mp4"
+    net = load_i3d(real_media / "i3d" / "rgb_scratch_kinetics400.pt", 3)
+    labels = (real_media / "i3d" / "kinetics400_label_map.txt").read_text().splitlines()
     real_iter = video.iter_frames
     monkeypatch.setattr(video, "iter_frames", lambda p: itertools.islice(real_iter(p), 96, 96 + 33))
     rgb, flow = extract_video(path, net, None, "cpu")

@@ -199,15 +199,15 @@ def test_to_i3d_input_layout_and_range():
 @pytest.mark.parametrize(
     "video,label", [("kinetics_arm_wrestling.mp4", "arm wrestling"), ("v_GGSY1Qvo990.mp4", "clean and jerk")]
 )
-def test_real_kinetics_weights_classify_real_videos(shared_data, video, label):
-    """Full RGB path: decode → 25 fps → short side 256 → centre crop 224 → [-1, 1] → I3D logits (2 middle windows).
+def test_real_kinetics_weights_classify_real_videos(real_media, video, label):
+    """Full RGB path: decode → 25 fps → short side 256 → crop 224 → [-1, 1] → I3D logits (2 middle windows).
 
-    (All windows: 13 of 15 vote "arm wrestling", 22 of 28 "clean and jerk", as ../shared/data/README.md reports.)
+    (All windows: 13 of 15 vote "arm wrestling", 22 of 28 "clean and jerk", measured when the weights were made.)
     """
     video_mod = pytest.importorskip("video", reason="video.py (decoder) not present")
-    net = load_i3d(shared_data / "i3d" / "rgb_scratch_kinetics400.pt", 3)
-    labels = (shared_data / "i3d" / "kinetics400_label_map.txt").read_text().splitlines()
-    path = shared_data / "videos" / video
+    net = load_i3d(real_media / "i3d" / "rgb_scratch_kinetics400.pt", 3)
+    labels = (real_media / "i3d" / "kinetics400_label_map.txt").read_text().splitlines()
+    path = real_media / "videos" / video
     mid = video_mod.probe_video(path).num_frames_25 // 32  # middle 16-frame window
     frames = itertools.islice(video_mod.iter_frames(path), 16 * (mid - 1), 16 * (mid + 1))
     windows = np.stack([center_crop(f) for f in frames]).reshape(2, 16, 224, 224, 3)

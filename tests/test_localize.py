@@ -55,8 +55,8 @@ def cut_clip(src: Path, dst: Path, frames: int = CLIP_FRAMES, hold: int = 1) -> 
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data, tmp_path_factory) -> Path:
-    src = shared_data / "videos" / "v_GGSY1Qvo990.mp4"
+def clip(real_media, tmp_path_factory) -> Path:
+    src = real_media / "videos" / "v_GGSY1Qvo990.mp4"
     return cut_clip(src, tmp_path_factory.mktemp("clip") / "v_GGSY1Qvo990.mp4", hold=8)
 
 
@@ -132,7 +132,7 @@ def parse_table(text: str) -> list[tuple[str, float, float, float]]:
 # --- end to end on a real video --------------------------------------------------------------------------------
 
 
-def test_end_to_end_real_video_then_cache(clip, thumos_ckpt, flow_weights, shared_data, tmp_path, monkeypatch, capsys):
+def test_end_to_end_real_video_then_cache(clip, thumos_ckpt, flow_weights, real_media, tmp_path, monkeypatch, capsys):
     import extract
 
     calls = []
@@ -145,7 +145,7 @@ def test_end_to_end_real_video_then_cache(clip, thumos_ckpt, flow_weights, share
     monkeypatch.setattr(extract, "extract_video", counting)
     out = tmp_path / "out"
     argv = ["--video", str(clip), "--model_file", str(thumos_ckpt), "--data_name", "thumos14", "--save_path", str(out),
-            "--rgb_weights", str(shared_data / "i3d" / "rgb_scratch_kinetics400.pt"), "--flow_weights",
+            "--rgb_weights", str(real_media / "i3d" / "rgb_scratch_kinetics400.pt"), "--flow_weights",
             str(flow_weights), "--device", "cpu", "--data_path", str(tmp_path / "absent"), "--no_progress"]  # fmt: skip
     assert run_main(argv) == 0
     first, err = capsys.readouterr()
@@ -285,11 +285,11 @@ def test_plain_state_dict_takes_thumos_names(thumos_ckpt, tmp_path):
     assert not any(isinstance(m, torch.nn.AvgPool1d) for m in net.modules())
 
 
-def test_plain_state_dict_activitynet_names_from_annotation_file(shared_data, tmp_path):
-    names = localize.class_names_for("activitynet1.3", shared_data, None)  # <data_path>/activitynet/annotations_1.3
+def test_plain_state_dict_activitynet_names_from_annotation_file(real_annotations, tmp_path):
+    names = localize.class_names_for("activitynet1.3", real_annotations, None)  # <data_path>/activitynet/…_1.3
     assert len(names) == 200 and names == sorted(names) and "Clean and jerk" in names
     # The same file gives the ground truth drawn for an annotated video (file stem with ActivityNet's `v_` prefix).
-    annotations = localize.annotations_at_hand(make_cfg(tmp_path, data_path=str(shared_data)), "activitynet1.3")
+    annotations = localize.annotations_at_hand(make_cfg(tmp_path, data_path=str(real_annotations)), "activitynet1.3")
     gt = localize.ground_truth_of("v_GGSY1Qvo990", annotations)
     assert [g["label"] for g in gt] == ["Clean and jerk"]
     np.testing.assert_allclose(gt[0]["segment"], [5.82, 16.20], atol=0.01)
@@ -297,9 +297,10 @@ def test_plain_state_dict_activitynet_names_from_annotation_file(shared_data, tm
     # A head-only stand-in for a 200-class state-dict: the class check comes before the network is built.
     path = tmp_path / "anet.pth"
     torch.save({"cas_rgb_encoder.2.weight": torch.zeros(200, 1, 1)}, path)
-    cfg = make_cfg(tmp_path, model_file=str(path), data_name="activitynet1.3", data_path=str(shared_data), pool=True)
+    data = str(real_annotations)
+    cfg = make_cfg(tmp_path, model_file=str(path), data_name="activitynet1.3", data_path=data, pool=True)
     # An explicit --annotation_file is used as given: ActivityNet 1.2 has 100 classes → a one-line mismatch error.
-    cfg.annotation_file = str(shared_data / "activitynet" / "annotations_1.2.json")
+    cfg.annotation_file = str(real_annotations / "activitynet" / "annotations_1.2.json")
     with pytest.raises(InputError, match=r"anet\.pth: checkpoint is for 200 classes, but --data_name .* has 100$"):
         localize.load_model(cfg, torch.device("cpu"))
     # No annotation file at hand → it says what is missing.

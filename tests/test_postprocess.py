@@ -252,9 +252,9 @@ def test_filter_ambiguous_random_against_reference():
     assert filter_ambiguous(preds, amb) == ref_filter_ambiguous(preds, amb)
 
 
-def test_read_ambiguous_on_shipped_file(shared_data):
+def test_read_ambiguous_on_shipped_file(real_annotations):
     shipped = Path(__file__).resolve().parents[1] / "result" / "ambiguous.txt"
-    official = shared_data / "thumos14/official/annotations_test/Ambiguous_test.txt"
+    official = real_annotations / "thumos14/official/annotations_test/Ambiguous_test.txt"
     assert shipped.read_bytes() == official.read_bytes()
     assert postprocess.read_ambiguous is dataset.read_ambiguous
     amb = postprocess.read_ambiguous(shipped)

@@ -34,10 +34,10 @@ def uint8(img: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def real_frames(shared_data) -> list[np.ndarray]:
+def real_frames(real_media) -> list[np.ndarray]:
     """Grey frames 10, 11, 30, 31 of the 18 s ActivityNet clip at 341×256 (camera and actor motion)."""
     video = pytest.importorskip("video")
-    frames = itertools.islice(video.iter_frames(shared_data / "videos" / "v_GGSY1Qvo990.mp4"), 32)
+    frames = itertools.islice(video.iter_frames(real_media / "videos" / "v_GGSY1Qvo990.mp4"), 32)
     return [video.to_gray(f) for k, f in enumerate(frames) if k in (10, 11, 30, 31)]
 
 

@@ -219,14 +219,14 @@ def test_backend_selection():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_triton_vs_torch_vs_numba_on_real_frames(shared_data):
+def test_cuda_triton_vs_torch_vs_numba_on_real_frames(real_media):
     """A real 341×256 pair, authors' parameters: the compiled kernels (FMA fusion off, IEEE divisions) should give the
     numba flow; the float64 error sums run in another order, so a stopping decision may differ: ≥ 99.9 % quantised."""
     pytest.importorskip("triton")
     assert tvl1._auto_backend(torch.device("cuda")) == "triton"
     import video
 
-    frames = itertools.islice(video.iter_frames(shared_data / "videos" / "v_GGSY1Qvo990.mp4"), 32)
+    frames = itertools.islice(video.iter_frames(real_media / "videos" / "v_GGSY1Qvo990.mp4"), 32)
     grey = [video.to_gray(f) for k, f in enumerate(frames) if k in (10, 11, 30, 31)]  # camera and actor motion
     prev, nxt = np.stack([grey[0], grey[2]]), np.stack([grey[1], grey[3]])
     cpu, it_cpu = tvl1.tvl1(prev, nxt, return_iterations=True)

@@ -186,8 +186,8 @@ def test_resize_rule(tmp_path):
         ("v_GGSY1Qvo990.mp4", 19.62, 452, 28),
     ],
 )
-def test_real_video_frame_counts(shared_data, monkeypatch, name, src_fps, n_ffmpeg, n_snippets):
-    path = shared_data / "videos" / name
+def test_real_video_frame_counts(real_media, monkeypatch, name, src_fps, n_ffmpeg, n_snippets):
+    path = real_media / "videos" / name
     info = video.probe_video(path)
     assert info.fps == pytest.approx(src_fps, abs=0.005)
     frames = list(video.iter_frames(path))

@@ -38,11 +38,11 @@ def _segments(annotations, videos):
 # --- the real annotation folders -------------------------------------------------------------------------------------
 
 
-def test_real_thumos14_folder_agrees_with_annotations_json(shared_data):
-    names, classlist, ann = W.read_wtalc_folder(shared_data / "wtalc" / THUMOS)
+def test_real_thumos14_folder_agrees_with_annotations_json(real_annotations):
+    names, classlist, ann = W.read_wtalc_folder(real_annotations / "wtalc" / THUMOS)
     assert len(names) == len(ann) == 412 and classlist == D.THUMOS14_CLASSES
     assert Counter(e["subset"] for e in ann.values()) == {"val": 200, "test": 212}  # `validation` → `val`
-    real = D.read_annotations(shared_data / "thumos14" / "annotations.json")
+    real = D.read_annotations(real_annotations / "thumos14" / "annotations.json")
     # The W-TALC folder lacks only video_test_0001292 (its only segments are Ambiguous; dropped by method §7.2 anyway).
     assert set(real) - set(ann) == {"video_test_0001292"} and set(ann) <= set(real)
     for v in ann:  # every segment, label and subset agrees
@@ -57,11 +57,11 @@ def test_real_thumos14_folder_agrees_with_annotations_json(shared_data):
     assert (len(train), len(test)) == (200, 210)
     assert test == D.split_videos(real, "thumos14", "test")[0]
     assert [v for v, _ in dropped] == ["video_test_0000270", "video_test_0001496"]
-    assert D.read_annotations(shared_data / "wtalc" / THUMOS) == ann  # the read_annotations hook
+    assert D.read_annotations(real_annotations / "wtalc" / THUMOS) == ann  # the read_annotations hook
 
 
-def test_real_activitynet12_folder(shared_data):
-    names, classlist, ann = W.read_wtalc_folder(shared_data / "wtalc" / ANET)
+def test_real_activitynet12_folder(real_annotations):
+    names, classlist, ann = W.read_wtalc_folder(real_annotations / "wtalc" / ANET)
     assert len(names) == 7202 and len(classlist) == 100 == D.DATASETS["activitynet1.2"].num_classes
     assert Counter(e["subset"] for e in ann.values()) == {"training": 4819, "validation": 2383}
     assert D.class_names(ann) == sorted(classlist)  # every class has instances
@@ -77,9 +77,9 @@ def _link_annotations(shared: Path, name: str, out: Path) -> Path:
     return out
 
 
-def test_real_thumos14_folder_loads_as_splits(shared_data, tmp_path):
+def test_real_thumos14_folder_loads_as_splits(real_annotations, tmp_path):
     """Every real THUMOS14 video with a minimal (T = 11) feature row: 200 train / 210 test, as the other layout."""
-    data = _link_annotations(shared_data, "Thumos14reduced", tmp_path / "Thumos14reduced")
+    data = _link_annotations(real_annotations, "Thumos14reduced", tmp_path / "Thumos14reduced")
     names, _, ann = W.read_wtalc_folder(data / THUMOS)
     rows = [np.full((11, 2048), i, np.float32) for i in range(len(names))]
     save_object_npy(data / f"Thumos14reduced{W.WTALC_FEATURES}", object_array(rows), style="numpy")
@@ -92,15 +92,15 @@ def test_real_thumos14_folder_loads_as_splits(shared_data, tmp_path):
     )
     assert te.ambiguous_file == data / THUMOS / "Ambiguous_test.txt"
     assert set(te.ambiguous) <= set(te.videos) and len(te.ambiguous) == 35  # as the official file gives
-    real = D.read_annotations(shared_data / "thumos14" / "annotations.json")
+    real = D.read_annotations(real_annotations / "thumos14" / "annotations.json")
     assert all(Counter(map(str, te.ground_truth[v])) == Counter(map(str, real[v]["annotations"])) for v in te.videos)
     row = {v: i for i, v in enumerate(names)}
     assert all(float(tr.features[v][0, 0]) == row[v] for v in tr.videos)  # row i is videoname[i]
     assert D.find_annotation_file(data, "thumos14") == data / THUMOS
 
 
-def test_real_activitynet12_folder_loads_as_splits(shared_data, tmp_path):
-    data = _link_annotations(shared_data, "ActivityNet1.2", tmp_path / "anet")
+def test_real_activitynet12_folder_loads_as_splits(real_annotations, tmp_path):
+    data = _link_annotations(real_annotations, "ActivityNet1.2", tmp_path / "anet")
     names, _, ann = W.read_wtalc_folder(data / ANET)
     keep = set(sorted(names)[::500])  # 15 videos with T = 11; the others T = 4 (short: skipped)
     rows = [np.zeros((11 if v in keep else 4, 2048), np.float32) for v in names]
