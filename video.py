@@ -32,7 +32,7 @@ import numpy as np
 
 from utils import InputError, StageClock, parse_shard, resolve_device, run_cli
 
-FLOW_BOUND = 20.0  # method §12.4: flow saturates at ±20 px; quantisation scale 128/20 = 6.4
+FLOW_BOUND = 20.0  # method §12.4: quantisation scale 256/(2·20) = 6.4 (saturation near ±20 px)
 JPEG_QUALITY = 95  # cv2.imwrite's default, as the authors wrote their frames
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp")
 
@@ -346,15 +346,20 @@ def tvl1_flow(prev_gray: np.ndarray, next_gray: np.ndarray) -> np.ndarray:
 
 
 def quantize_flow(flow, bound: float = FLOW_BOUND):
-    """float [..., 2] → uint8, clip(round_half_even(128/bound·flow + 128), 0, 255) in float64 (method §12.4).
+    """float [..., 2] → uint8 as the authors' conversion computes it (method §12.4, docs/tvl1.md §7).
 
-    numpy arrays or torch tensors (any device; the result stays there). Scale 128/bound = 6.4 for bound 20, as
-    method §12.4 writes it (not 255/40 = 6.375). Zero flow → 128; |flow| ≥ 20 saturates at 0 / 255.
+    OpenCV's `convertTo(CV_8U, alpha, 128)` with alpha = 256/(2·bound) = 6.4: v = f·f32(6.4) + 128 fused into one
+    float32 rounding (an FMA on SIMD builds), then round half to even, then saturate to [0, 255]. The product of two
+    float32 is exact in float64, so float64 product + 128 rounded to float32 is the FMA (a second rounding in float64
+    first can differ only when that sum lies within 2^-53 of a float32 midpoint). numpy arrays or torch tensors
+    (any device; the result stays there). Zero flow → 128; no clamp at ±bound before the saturation.
     """
-    scale = 128.0 / bound  # 6.4 for the authors' bound 20
+    alpha = float(np.float32(256.0 / (2.0 * bound)))  # f32(6.4) = 6.400000095..., as cvt_32f casts it
     if isinstance(flow, np.ndarray):
-        return np.clip(np.rint(flow.astype(np.float64) * scale + 128.0), 0, 255).astype(np.uint8)
-    return (flow.double() * scale + 128.0).round_().clamp_(0, 255).byte()  # torch.round: half to even, as np.rint
+        v = (flow.astype(np.float32).astype(np.float64) * alpha + 128.0).astype(np.float32)
+        return np.clip(np.rint(v), 0, 255).astype(np.uint8)
+    v = (flow.float().double() * alpha + 128.0).float()
+    return v.round_().clamp_(0, 255).byte()  # torch.round: half to even, as np.rint
 
 
 def _encode_jpeg(img: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:

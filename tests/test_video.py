@@ -89,6 +89,19 @@ def _tiny_video(path: Path, n: int = 7, h: int = 48, w: int = 64) -> Path:
 # --- quantisation, grey, JPEG -------------------------------------------------------------------------------------
 
 
+def _authors_quantize(f: np.float32) -> int:
+    """Slow reference of OpenCV's float → uint8 convertTo(alpha = f32(6.4), beta = 128) with an FMA: the exact value
+    f·f32(6.4) + 128 (fractions) rounded once to the nearest float32 (ties to even), then rint, then saturate."""
+    exact = Fraction(float(f)) * Fraction(float(np.float32(6.4))) + 128
+    near = np.float32(float(exact))  # within one float32 ulp of the correctly rounded value
+    cands = [near, np.nextafter(near, np.float32(np.inf)), np.nextafter(near, np.float32(-np.inf))]
+    dist = [abs(Fraction(float(c)) - exact) for c in cands]
+    best = min(dist)
+    tied = [c for c, d in zip(cands, dist, strict=True) if d == best]
+    v = min(tied, key=lambda c: int(np.float32(c).view(np.uint32)) & 1)  # a tie → the even mantissa
+    return min(max(round(Fraction(float(v))), 0), 255)  # round(Fraction): half to even
+
+
 def test_quantize_flow_rules():
     f = np.array([0.0, 20.0, -20.0, 25.0, -1e9, 0.078125, 0.234375, -0.078125, 19.9, -19.9], np.float32)
     q = video.quantize_flow(np.stack([f, -f], axis=-1)[None])
@@ -98,8 +111,13 @@ def test_quantize_flow_rules():
     assert q[0, :, 1].tolist() == [128, 0, 255, 0, 255, 128, 126, 128, 1, 255]
     rng = np.random.default_rng(0)
     flow = rng.normal(0, 15, (9, 11, 2)).astype(np.float32)
-    ref = [min(max(round(6.4 * float(v) + 128), 0), 255) for v in flow.ravel()]  # Python round: half to even
-    assert video.quantize_flow(flow).ravel().tolist() == ref
+    # values whose f·f32(6.4) + 128 lies within a few float32 ulps of a .5 boundary, where float64 6.4 (the earlier
+    # formula) and the authors' float32 arithmetic disagree
+    k = rng.integers(-130, 130, 400) + 0.5
+    near = (k / np.float32(6.4)).astype(np.float32)
+    near = np.concatenate([np.nextafter(near, np.float32(np.inf)), near, np.nextafter(near, np.float32(-np.inf))])
+    for x in (flow.ravel(), near):
+        assert video.quantize_flow(x).tolist() == [_authors_quantize(v) for v in x]
     for x in (flow, np.stack([f, -f], axis=-1)[None]):  # torch tensors (tvl1.py's path): the same bytes
         q_t = video.quantize_flow(torch.from_numpy(x))
         assert q_t.dtype == torch.uint8 and np.array_equal(q_t.numpy(), video.quantize_flow(x))
