@@ -221,8 +221,9 @@ def plot_video(
 
 CURVES_CAPTION = (
     "curves: seg_score, each snippet's class score, (softmax(CAS) + actionness) / 2 · legend (act x): the class's "
-    "video-level score (method §5);\na class is localized when act ≥ cls_th (0.1 by default), detections are runs of "
-    "snippets above the thresholds (method §9); confidence = inner − outer mean score + 0.2·act, after soft-NMS"
+    "video-level score (method §5)\nclasses with act ≥ cls_th (0.1 by default; if none, the best class) are "
+    "localized: runs of snippets above thresholds (method §9), confidence = inner − outer mean score + 0.2·act, "
+    "then soft-NMS"
 )
 
 
