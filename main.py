@@ -5,7 +5,7 @@ localize.py (--video).
     python main.py --data_path data --data_name thumos14                      # train (method §8), best-on-test
     python main.py --data_path data --data_name thumos14 --val_fraction 0.2   # the honest protocol
     python main.py --data_path data --data_name thumos14 --seeds 42,43,44     # one run per seed, spread over seeds
-    python main.py --data_path data --model_file outputs/thumos14.pth         # test a checkpoint (its own settings)
+    python main.py --data_path data --model_file outputs/thumos14.pth         # test a checkpoint → outputs/test
     python main.py --demo                                                     # synthetic data, CPU, minutes
 
 Training evaluates every --eval_iter steps (test pass of method §9, mAP of method §10), appends a row to
