@@ -32,6 +32,12 @@ DEMO_DEFAULTS: dict[str, Any] = {
     "init_lr": 3e-4,  # few steps: a larger rate than the authors' 1e-4 (still cosine-annealed to 0)
     "overwrite": True,  # its own folder holds throwaway runs: a second `--demo` replaces the first (a note says so)
 }
+# Where trained checkpoints come from, for the message about a missing --model_file.
+CHECKPOINT_HELP = (
+    "the authors' released checkpoints (THUMOS14: https://mega.nz/folder/Wp8A3a7C#bxvp6NuLMUoFJ5oZD1Z2dw, "
+    "ActivityNet 1.2/1.3: https://mega.nz/folder/25sjxQJb#ypIrl0AWG7sFpD3KfQ1xLg) or one trained with main.py "
+    "(<save_path>/<data_name>.pth)"
+)
 # The settings that change test results; --model_file takes them from the checkpoint unless a flag is given.
 TEST_SETTINGS = ("num_seg", "cls_th", "iou_th", "act_th", "alpha", "fps", "rate", "pool")
 
@@ -73,6 +79,7 @@ class Config:
     video: str | None = None
     rgb_weights: str | None = None
     flow_weights: str | None = None
+    show_all: bool = False  # --video's table and pictures: every detection, not only postprocess.display_detections
     flow: str = "tvl1"  # --video's optical flow: tvl1.py (the authors' CUDA TV-L1) or "opencv" (OpenCV's CPU class)
     progress: bool = True
     tf32: bool = False
@@ -136,3 +143,5 @@ def validate(cfg: Config) -> None:
             check_range("seed", seed)
         if cfg.model_file or cfg.video:
             raise InputError("--seeds trains one run per seed; it does not go with --model_file or --video")
+    if cfg.video and not cfg.model_file:
+        raise InputError(f"--video needs --model_file, a trained ACRNet checkpoint: {CHECKPOINT_HELP}")

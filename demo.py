@@ -3,7 +3,7 @@
 The timelines are real: durations and action segments of 120 THUMOS14 videos (80 "val" = training, 40 "test"),
 picked round-robin over the 20 classes (the shortest videos of each class first), each cropped to at most
 `MAX_WINDOW_S` seconds around its actions and compressed in time by `time_scale` so the snippet count L stays small.
-They ship in `result/demo_timelines.json` (built once by `python demo.py --build-timelines ../shared/data/thumos14`).
+They ship in `result/demo_timelines.json` (built once by `python demo.py --build-timelines tests/data/thumos14`).
 
 The features are synthetic I3D look-alikes (non-negative, 1024-d per modality): a per-video scene (shared
 background pattern plus a weak "context" pattern of the video's classes, as real THUMOS backgrounds are

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from i3d import CROP, FEATURE_DIM, InceptionI3d, center_crop, fp32_convolutions, load_i3d, to_i3d_input
+from i3d import CROP, FEATURE_DIM, WEIGHTS_HELP, InceptionI3d, center_crop, fp32_convolutions, load_i3d, to_i3d_input
 from utils import (
     InputError,
     OutputError,
@@ -380,12 +380,12 @@ def weight_paths(args: argparse.Namespace) -> dict[str, Path]:
             )
         paths = {"rgb": args.rgb_weights, "flow": args.flow_weights}
         if not any(paths.values()):
-            raise InputError("--video_dir needs --rgb_weights and/or --flow_weights")
+            raise InputError(f"--video_dir needs --rgb_weights and/or --flow_weights (I3D weights): {WEIGHTS_HELP}")
     else:
         if args.rgb_weights or args.flow_weights:
             raise InputError("--input_dir (two-stage) takes --mode and --weights, not --rgb_weights/--flow_weights")
         if not (args.mode and args.weights):
-            raise InputError("--input_dir needs --mode rgb|flow and --weights")
+            raise InputError(f"--input_dir needs --mode rgb|flow and --weights (I3D weights): {WEIGHTS_HELP}")
         paths = {args.mode: args.weights}
     return {m: p for m, p in paths.items() if p is not None}
 

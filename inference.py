@@ -168,9 +168,11 @@ def _save_visuals(cfg: Any, result: EvalResult, split: dataset.Split, tag: str) 
     ap = np.full((len(split.classes), len(tious)), np.nan)  # NaN rows: classes without ground truth
     ap[[list(split.classes).index(c) for c in names]] = ap_gt
     out_dir = Path(cfg.save_path) / f"{cfg.data_name}_{tag}_vis"
+    note = " — SYNTHETIC features on a real THUMOS14 timeline (demo)" if cfg.demo else ""
     written = visualise.save_test_visuals(
-        out_dir, result.per_video, gt, list(split.classes), ap, tious, fps=cfg.fps, rate=cfg.rate, progress=cfg.progress
-    )
+        out_dir, result.per_video, gt, list(split.classes), ap, tious, fps=cfg.fps, rate=cfg.rate,
+        progress=cfg.progress, show_all=cfg.show_all, note=note,
+    )  # fmt: skip
     print(f"{len(written)} pictures → {out_dir}")
 
 

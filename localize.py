@@ -95,7 +95,9 @@ def load_model(cfg: Any, device: torch.device) -> tuple[torch.nn.Module, list[st
     from model import ACRNet
 
     if not getattr(cfg, "model_file", None):
-        raise InputError("--video needs --model_file (a trained ACRNet checkpoint)")
+        from config import CHECKPOINT_HELP
+
+        raise InputError(f"--video needs --model_file, a trained ACRNet checkpoint: {CHECKPOINT_HELP}")
     path = Path(cfg.model_file)
     state_dict, meta = load_checkpoint(path)
     found = int(state_dict["cas_rgb_encoder.2.weight"].shape[0])
@@ -198,13 +200,31 @@ class FeatureSource:
         with tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True, disable=off) as bar:
             return extract.extract_video(video_path, *nets, self.device, progress=bar, flow=self.flow, clock=clock)
 
+    def check(self, videos: Sequence[Path]) -> None:
+        """Before any work: the weights files given exist, and both are given unless every video's features are
+        cached (else one InputError line saying where to get them)."""
+        from i3d import WEIGHTS_HELP
+
+        for key, path in self.weights.items():
+            if path and not Path(path).is_file():
+                raise InputError(f"{path}: I3D weights file not found (--{key}); {WEIGHTS_HELP}")
+        if self._extract is None and not all(self.weights.values()):
+            for v in videos:
+                if load_cached_features(self.cfg.save_path, v, self.weights, self.flow) is None:
+                    raise self._missing_weights(f"{v.name} (no cached features)")
+
+    def _missing_weights(self, what: str) -> InputError:
+        from i3d import WEIGHTS_HELP
+
+        missing = " and ".join(f"--{k}" for k, v in self.weights.items() if not v)
+        return InputError(f"{what} needs {missing} (I3D weights): {WEIGHTS_HELP}")
+
     def nets(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         if self._nets is None:
             from i3d import load_i3d
 
-            missing = [f"--{k}" for k, v in self.weights.items() if not v]
-            if missing:
-                raise InputError(f"{' and '.join(missing)} needed to extract features (I3D {', '.join(missing)})")
+            if not all(self.weights.values()):
+                raise self._missing_weights("feature extraction")
             rgb = load_i3d(self.weights["rgb_weights"], 3).to(self.device)
             flow = load_i3d(self.weights["flow_weights"], 2).to(self.device)
             self._nets = (rgb, flow)
@@ -287,14 +307,43 @@ def detections_as_records(detections: Sequence[tuple], classes: Sequence[str]) -
 # --- outputs -------------------------------------------------------------------------------------------------------
 
 
+def shown_detections(found: Sequence[tuple], classes: Sequence[str], show_all: bool = False) -> list[dict[str, Any]]:
+    """The rows a person reads: [(class_index, start_s, end_s, score)] best first → records (label, score, segment)
+    of postprocess.display_detections (a confidence floor, same-class overlaps once), each with "merged": how many
+    other detections above the floor it stands for; with `show_all` every detection (no "merged")."""
+    from postprocess import display_detections
+
+    if show_all:
+        return detections_as_records(found, classes)
+    shown, merged = display_detections(found)
+    return [{**r, "merged": m} for r, m in zip(detections_as_records(shown, classes), merged, strict=True)]
+
+
+def shown_note(shown: int, total: int, show_all: bool = False) -> str:
+    """One line that says which detections the table and the picture show, and where the others are."""
+    from postprocess import DISPLAY_MERGE_TIOU, DISPLAY_MIN_SCORE
+
+    if show_all:
+        return f"all {total} detections (--show_all), best first"
+    return (
+        f"{shown} of {total} detections shown: confidence ≥ {DISPLAY_MIN_SCORE:g}, same-class overlaps at tIoU ≥ "
+        f"{DISPLAY_MERGE_TIOU:g} merged into the best ('merged' counts the others); all {total} are in the JSON/CSV, "
+        "--show_all shows them"
+    )
+
+
 def detections_table(records: Sequence[dict[str, Any]], limit: int = TABLE_ROWS) -> str:
-    """The terminal table: class | start (s) | end (s) | confidence, `limit` best rows and a count of the rest."""
+    """The terminal table: class | start (s) | end (s) | confidence [| merged], `limit` best rows and a count of the
+    rest; the "merged" column when the records carry it (shown_detections)."""
     if not records:
         return "(no detections)"
+    merged = all("merged" in r for r in records)
     rows = [
-        [r["label"], f"{r['segment'][0]:.2f}", f"{r['segment'][1]:.2f}", f"{r['score']:.4f}"] for r in records[:limit]
+        [r["label"], f"{r['segment'][0]:.2f}", f"{r['segment'][1]:.2f}", f"{r['score']:.4f}"]
+        + ([str(r["merged"]) if r["merged"] else ""] if merged else [])
+        for r in records[:limit]
     ]
-    table = format_table(["class", "start (s)", "end (s)", "confidence"], rows)
+    table = format_table(["class", "start (s)", "end (s)", "confidence"] + (["merged"] if merged else []), rows)
     if len(records) > limit:
         table += f"\n… {len(records) - limit} more (all in the JSON/CSV)"
     return table
@@ -357,7 +406,8 @@ def localize_video(
 ) -> dict[str, Any]:
     """Everything for one video: features (cached), scores, detections, the three files and the picture.
 
-    → {"video", "num_snippets", "detections" (records), "json", "csv", "png", "cached", "seconds"}; "seconds" holds
+    → {"video", "num_snippets", "detections" (all records), "shown" (shown_detections), "json", "csv", "png",
+    "cached", "seconds"}; "seconds" holds
     the wall time of each of STAGES (0 for the extraction stages when the features came from the cache) and "total".
     """
     import video
@@ -374,6 +424,7 @@ def localize_video(
         act, seg = infer_scores(net, rgb, flow, cfg.num_seg)
         found = _detect(act, seg, len(rgb), cfg)
         records = detections_as_records(found, classes)
+        shown = shown_detections(found, classes, getattr(cfg, "show_all", False))
     info = {
         "file": str(video_path),
         "duration_s": float(probe.duration_s),
@@ -399,6 +450,7 @@ def localize_video(
             ground_truth=ground_truth,
             video_path=video_path,
             title=f"{stem} — {Path(cfg.model_file).name}",
+            show_all=getattr(cfg, "show_all", False),
         )
     seconds = {stage: clock.seconds.get(stage, 0.0) for stage in STAGES}
     seconds["total"] = time.perf_counter() - t0
@@ -406,6 +458,7 @@ def localize_video(
         "video": stem,
         "num_snippets": len(rgb),
         "detections": records,
+        "shown": shown,
         "json": json_path,
         "csv": csv_path,
         "png": png,
@@ -414,13 +467,14 @@ def localize_video(
     }
 
 
-def run(cfg: Any, extract_fn: Callable[..., Any] | None = None) -> int:
+def run(cfg: Any, extract_fn: Callable[..., Any] | None = None, header: str | None = None) -> int:
     """`main.py --video PATH`: localize actions in one video or every video of a folder → exit code.
 
     cfg: main's config (data_path, data_name, save_path, model_file, num_seg, cls_th, iou_th, act_th, alpha, fps,
     rate, device, video, rgb_weights, flow_weights; optional annotation_file). One video: bad input raises InputError
     (main prints one line, exit 2). A folder: a failing video is reported on one line, the others still run, and the
-    summary lists the failures; returns 1 if any failed, else 0. `extract_fn`: see FeatureSource (tests).
+    summary lists the failures; returns 1 if any failed, else 0. `extract_fn`: see FeatureSource (tests). `header`
+    (main's config line) is printed once every input is checked, so a bad one is the first and only line.
     """
     from tqdm import tqdm
 
@@ -428,11 +482,18 @@ def run(cfg: Any, extract_fn: Callable[..., Any] | None = None) -> int:
     videos = find_videos(cfg.video)
     folder = Path(cfg.video).is_dir()
     net, classes, cfg = load_model(cfg, device)
+    if not folder:  # one video: an unreadable file is its one line (a folder run reports it and goes on)
+        import video
+
+        video.probe_video(videos[0])
+    features = FeatureSource(cfg, device, extract_fn)
+    features.check(videos)  # I3D weights, unless every video's features are cached
     save = prepare_output_dir(cfg.save_path, "--save_path")  # inputs are valid: now writable (else one line), no temps
     remove_stale_temps(save / "features")
     progress = getattr(cfg, "progress", True)  # --no_progress
     annotations = annotations_at_hand(cfg, cfg.data_name)
-    features = FeatureSource(cfg, device, extract_fn)
+    if header:
+        print(header)
     print(
         f"ACRNet {Path(cfg.model_file).name}: {len(classes)} classes ({cfg.data_name}), device {device}; "
         f"{len(videos)} video(s) → {cfg.save_path}"
@@ -460,7 +521,8 @@ def run(cfg: Any, extract_fn: Callable[..., Any] | None = None) -> int:
             f"\n{video_path.name}: {result['num_snippets']} snippets ({where}), "
             f"{len(result['detections'])} detections → {files}\n  time: {stage_times(result)}"
         )
-        tqdm.write(detections_table(result["detections"]))
+        tqdm.write(shown_note(len(result["shown"]), len(result["detections"]), getattr(cfg, "show_all", False)))
+        tqdm.write(detections_table(result["shown"]))
     print(_summary(done, failed))
     return 1 if failed else 0
 

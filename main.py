@@ -5,7 +5,7 @@ localize.py (--video).
     python main.py --data_path data --data_name thumos14                      # train (method §8), best-on-test
     python main.py --data_path data --data_name thumos14 --val_fraction 0.2   # the honest protocol
     python main.py --data_path data --data_name thumos14 --seeds 42,43,44     # one run per seed, spread over seeds
-    python main.py --data_path data --model_file outputs/thumos14.pth         # test a checkpoint (its own settings)
+    python main.py --data_path data --model_file outputs/thumos14.pth         # test a checkpoint → outputs/test
     python main.py --demo                                                     # synthetic data, CPU, minutes
 
 Training evaluates every --eval_iter steps (test pass of method §9, mAP of method §10), appends a row to
@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import dataset
 import demo
 import inference
 import localize
@@ -41,6 +42,8 @@ from utils import (
     resolve_device,
     run_cli,
 )
+
+TEST_FOLDER = "test"  # --model_file without --save_path writes into <the default save_path>/test
 
 # --- command line ----------------------------------------------------------------------------------------------
 
@@ -76,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", action=argparse.BooleanOptionalAction, default=S, help="temporal pool in the heads")
     p.add_argument("--annotation_file", default=S, help="annotations to use instead of the dataset's default file")
     p.add_argument("--no_ambiguous", dest="ambiguous", action="store_false", default=S, help="THUMOS14: no §9.7 filter")
-    p.add_argument("--model_file", default=S, help="test this checkpoint (with its own test settings) instead")
+    p.add_argument(
+        "--model_file", default=S, help="test this checkpoint (its own test settings) instead; writes to outputs/test"
+    )
     p.add_argument("--device", default=S, help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--resume", action="store_true", default=S, help="continue from <save_path>/<data_name>_last.pt")
     p.add_argument("--overwrite", action="store_true", default=S, help="a new run may replace an earlier run's files")
@@ -87,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", default=S, help="localize actions in this video file (localize.py)")
     p.add_argument("--rgb_weights", default=S, help="I3D RGB weights for --video")
     p.add_argument("--flow_weights", default=S, help="I3D flow weights for --video")
+    p.add_argument("--show_all", action="store_true", default=S, help="--video / --save_vis: show every detection")
     p.add_argument("--flow", default=S, choices=["tvl1", "opencv"], help="--video's optical flow (default: tvl1)")
     p.add_argument("--no_progress", dest="progress", action="store_false", default=S, help="no progress bars")
     p.add_argument("--skip_bad", action="store_true", default=S, help="skip and count bad feature files, not fail")
@@ -97,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_config(argv: Sequence[str] | None = None) -> Config:
-    """Flags → Config. Later layers win: Config defaults < dataset defaults (method §8) < --demo defaults < the test
-    settings stored in a --model_file checkpoint < flags given (a note says which setting came from where)."""
+    """Flags → Config. Later layers win: Config defaults < dataset defaults (method §8) < --demo defaults < a test
+    run's own folder (--model_file without --video: `outputs/test`, `outputs/demo/test`) < the test settings stored
+    in a --model_file checkpoint < flags given (a note says which setting came from where)."""
     given = vars(build_parser().parse_args(argv))
     if "act_th" in given:
         given["act_th"] = parse_act_th(" ".join(given["act_th"]))
@@ -107,9 +114,12 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
         demo = {k: v for k, v in demo.items() if k != "overwrite"}
     data_name = given.get("data_name", demo.get("data_name", Config.data_name))
     stored: dict[str, Any] = {}
+    test_run: dict[str, Any] = {}
     if given.get("model_file"):
         data_name, stored = inference.checkpoint_settings(given["model_file"], data_name, given, TEST_SETTINGS)
-    cfg = Config(**{**DATASET_DEFAULTS[data_name], **demo, **stored, **given, "data_name": data_name})
+        if not given.get("video"):  # a test run's files go beside no training run's: <default save_path>/test
+            test_run = {"save_path": str(Path(demo.get("save_path", Config.save_path)) / TEST_FOLDER)}
+    cfg = Config(**{**DATASET_DEFAULTS[data_name], **demo, **test_run, **stored, **given, "data_name": data_name})
     validate(cfg)
     return cfg
 
@@ -131,15 +141,28 @@ def prepare_outputs(cfg: Config) -> None:
         remove_stale_temps(Path(folder) / f"{cfg.data_name}_test_vis")  # --save_vis pictures
 
 
-def run(cfg: Config) -> Any:
-    """Dispatch: --video → localize; --model_file → test a checkpoint; --seeds → one run per seed; else train."""
-    print(cfg.summary())
-    if cfg.video:
-        return localize.run(cfg)
-    device = resolve_device(cfg.device)
-    if not cfg.demo and not Path(cfg.data_path).is_dir():  # (the demo writes its data folder, after the checks)
+def check_data(cfg: Config) -> None:
+    """The data folder and its annotation file are there (one line each otherwise): cheap, before the config is
+    printed. The features are checked when the split loads (dataset.load_split); the demo writes its data later."""
+    if cfg.demo:
+        return
+    if not Path(cfg.data_path).is_dir():
         raise InputError(f"{cfg.data_path}: data folder not found (--data_path)")
+    if cfg.annotation_file is None:
+        dataset.find_annotation_file(cfg.data_path, cfg.data_name)
+    elif not Path(cfg.annotation_file).exists():
+        raise InputError(f"{cfg.annotation_file}: annotation file not found (--annotation_file)")
+
+
+def run(cfg: Config) -> Any:
+    """Dispatch: --video → localize; --model_file → test a checkpoint; --seeds → one run per seed; else train.
+    Everything cheap is checked before the config is printed, so a bad input is the first and only line."""
+    if cfg.video:
+        return localize.run(cfg, header=cfg.summary())
+    device = resolve_device(cfg.device)
+    check_data(cfg)
     prepare_outputs(cfg)
+    print(cfg.summary())
     if cfg.demo:
         demo.ensure_demo(cfg.data_path)
         print("DEMO: synthetic features on real THUMOS14 timelines — the numbers below say nothing about ACRNet.")

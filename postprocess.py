@@ -4,6 +4,7 @@
 `(class_index, start_s, end_s, score)` detections; `filter_ambiguous` applies the THUMOS14 Ambiguous filter
 (method §9.7) to evaluator-style predictions. Everything is float64 and vectorised over frames, thresholds and runs;
 soft-NMS, sequential by nature, is a small compiled (numba) loop; the only Python loop is over predicted classes.
+`display_detections` is not the method: it picks what `main.py --video` prints and the pictures draw.
 """
 
 from __future__ import annotations
@@ -179,3 +180,44 @@ def filter_ambiguous(
         overlap = np.maximum(amb[None, :, 0], seg[:, None, 0]) < np.minimum(amb[None, :, 1], seg[:, None, 1])
         filtered[video] = [p for p, drop in zip(preds, overlap.any(axis=1), strict=True) if not drop]
     return filtered
+
+
+# --- for people, not for mAP ----------------------------------------------------------------------------------------
+
+# What `main.py --video` prints and the pictures draw (the JSON/CSV and the mAP keep every detection): soft-NMS
+# (step 5) decays overlapping proposals instead of removing them, so one segment comes back several times with
+# ever smaller scores (0.28, 0.04, 0.005, ...). A person wants each found action once.
+DISPLAY_MIN_SCORE = 0.2  # confidence floor of the shown detections
+DISPLAY_MERGE_TIOU = 0.5  # same-class detections overlapping at least this much are shown once, as the best of them
+
+
+def display_detections(
+    detections: Sequence[tuple[int, float, float, float]],
+    min_score: float = DISPLAY_MIN_SCORE,
+    merge_tiou: float = DISPLAY_MERGE_TIOU,
+) -> tuple[list[tuple[int, float, float, float]], list[int]]:
+    """The detections a person reads: score ≥ min_score, and of same-class detections that overlap at tIoU ≥
+    merge_tiou only the best (greedy, best score first, the first listed on ties) → (shown, merged), best first;
+    merged[i] counts the other detections above the floor that shown[i] stands for.
+
+    detections [(class_index, start_s, end_s, score)] as `detect` returns them. The loop runs once per shown
+    detection (a handful per video), each pass vectorised over the rest.
+    """
+    d = np.asarray(detections, dtype=np.float64).reshape(-1, 4)
+    d = d[d[:, 3] >= min_score]
+    d = d[np.argsort(-d[:, 3], kind="stable")]
+    cls, start, end = d[:, 0], d[:, 1], d[:, 2]
+    alive = np.ones(len(d), dtype=bool)
+    shown, merged = [], []
+    for i in range(len(d)):
+        if not alive[i]:
+            continue
+        alive[i] = False
+        inter = np.clip(np.minimum(end, end[i]) - np.maximum(start, start[i]), 0.0, None)
+        union = (end - start) + (end[i] - start[i]) - inter
+        tiou = np.divide(inter, union, out=np.full_like(inter, np.nan), where=union > 0)  # NaN (two empty) never merges
+        same = alive & (cls == cls[i]) & (tiou >= merge_tiou)
+        alive &= ~same
+        shown.append((int(cls[i]), float(start[i]), float(end[i]), float(d[i, 3])))
+        merged.append(int(same.sum()))
+    return shown, merged

@@ -16,6 +16,7 @@ Conventions shared with the rest of the project:
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import hsv_to_rgb, to_rgb  # noqa: E402
 
+from postprocess import DISPLAY_MERGE_TIOU, DISPLAY_MIN_SCORE, display_detections  # noqa: E402
 from utils import atomic_path  # noqa: E402
 
 DPI = 100
 VIDEO_FIGSIZE = (12.0, 8.0)  # inches → 1200×800 px at DPI
 GOLDEN = 0.618033988749895
+MAX_LANES = 3  # overlapping detection bars of one class are stacked in up to this many lanes
 
 
 # Kelly's colours of maximum contrast (without white and black): THUMOS14's 20 classes all look different.
@@ -128,14 +131,18 @@ def plot_video(
     title: str | None = None,
     max_classes: int = 10,
     max_bars_per_class: int = 10,
+    show_all: bool = False,
 ) -> Path:
     """Draw one video's result and write it to `path` (PNG, 1200×800 px) → `path`.
 
     seg_score [T', C] (the curves; pass softmax(cas) to see the plain class activations instead), act_score [C],
     num_snippets L (the video's snippet count before test sampling: fixes the time axis), detections
-    [(class_index, start_s, end_s, score)], ground_truth [{"label", "segment"}] (labels not in `classes` are
-    ignored) or None when unknown. Keyframes come from `frames` [(time_s, RGB)] or are decoded from `video_path`;
-    neither → no keyframe strip. Per class, the `max_bars_per_class` best detections are drawn, opacity by score.
+    [(class_index, start_s, end_s, score)] (all of them), ground_truth [{"label", "segment"}] (labels not in
+    `classes` are ignored) or None when unknown. Keyframes come from `frames` [(time_s, RGB)] or are decoded from
+    `video_path`; neither → no keyframe strip. Drawn: the detections a person reads
+    (`postprocess.display_detections`: a confidence floor, same-class overlaps once), or with `show_all` the
+    `max_bars_per_class` best of each class; opacity by score, overlapping bars in lanes. A caption under the
+    picture says what is drawn and what the curves' legend means.
     """
     seg_score = np.asarray(seg_score, dtype=np.float64).reshape(-1, len(classes))
     act_score = np.asarray(act_score, dtype=np.float64).reshape(len(classes))
@@ -145,16 +152,17 @@ def plot_video(
         for g in (ground_truth or [])
         if g["label"] in index
     ]
-    shown, hidden = _shown_classes(detections, gt, act_score, max_classes)
+    drawn, rule = _drawn_detections(detections, show_all, max_bars_per_class)
+    shown, hidden = _shown_classes(drawn, gt, act_score, max_classes)
     edges = snippet_edges(len(seg_score), num_snippets, fps, rate)
-    end = max([edges[-1]] + [e for _, _, e in gt] + [float(d[2]) for d in detections])
+    end = max([edges[-1]] + [e for _, _, e in gt] + [float(d[2]) for d in drawn])
     if frames is None and video_path is not None:
         frames = keyframes(video_path, fps=fps)
 
     fig = plt.figure(figsize=VIDEO_FIGSIZE, dpi=DPI)
     ratios = ([1.3] if frames else []) + [1.6, 1.6]
     grid = fig.add_gridspec(
-        len(ratios), 1, height_ratios=ratios, hspace=0.35, left=0.2, right=0.97, top=0.92, bottom=0.07
+        len(ratios), 1, height_ratios=ratios, hspace=0.35, left=0.2, right=0.97, top=0.92, bottom=0.12
     )
     axes = [fig.add_subplot(g) for g in grid]
     if frames:
@@ -167,23 +175,25 @@ def plot_video(
     for c, s, e in gt:
         if c in rows:
             ax_bar.barh(rows[c] - 0.22, e - s, left=s, height=0.36, color=class_colour(c), edgecolor="black", lw=1)
-    dets = np.array([d for d in detections if int(d[0]) in rows], dtype=np.float64).reshape(-1, 4)
+    dets = np.array([d for d in drawn if int(d[0]) in rows], dtype=np.float64).reshape(-1, 4)
     top = max(float(dets[:, 3].max()), 1e-12) if len(dets) else 1.0
     for c in shown:
         mine = dets[dets[:, 0] == c]
-        mine = mine[np.argsort(-mine[:, 3], kind="stable")][:max_bars_per_class][::-1]  # best drawn last (on top)
-        for _, s, e, score in mine:
+        mine = mine[np.argsort(-mine[:, 3], kind="stable")]
+        lanes = bar_lanes(mine[:, 1:3])
+        height = 0.36 / (max(lanes, default=0) + 1)
+        for (_, s, e, score), lane in zip(mine, lanes, strict=True):
             alpha = float(np.clip(0.15 + 0.85 * score / top, 0.15, 1.0))
-            ax_bar.barh(rows[c] + 0.22, e - s, left=s, height=0.36, color=class_colour(c), alpha=alpha, lw=0)
+            y = rows[c] + 0.04 + (lane + 0.5) * height
+            ax_bar.barh(y, e - s, left=s, height=height * 0.9, color=class_colour(c), alpha=alpha, lw=0)
     ax_bar.set_yticks([rows[c] for c in shown], [_short(classes[c]) for c in shown], fontsize=9)
     ax_bar.set_ylim(-0.6, len(shown) - 0.4)
     ax_bar.set_xlim(0.0, end)
     ax_bar.grid(axis="x", alpha=0.3)
     legend = "lower half: ground truth" if ground_truth is not None else "ground truth unknown"
     ax_bar.set_title(
-        f"detections (upper half, opacity ∝ score; best {max_bars_per_class} per class) · {legend}"
-        + (f" · {hidden} more classes not shown" if hidden else "")
-        + ("" if len(detections) else " · no detections"),
+        f"upper half: {len(drawn)} of {len(detections)} detections ({rule}), opacity ∝ confidence · {legend}"
+        + (f" · {hidden} more classes not shown" if hidden else ""),
         fontsize=9,
         loc="left",
     )
@@ -204,8 +214,55 @@ def plot_video(
     ax_curve.set_ylabel("seg_score")
     ax_curve.grid(alpha=0.3)
     ax_curve.legend(loc="upper right", fontsize=8, ncol=2 if len(shown) > 5 else 1, framealpha=0.8)
+    fig.text(0.01, 0.012, CURVES_CAPTION, fontsize=8, color="0.25")
     fig.suptitle(title or Path(path).stem, fontsize=11)
     return _save(fig, path)
+
+
+CURVES_CAPTION = (
+    "curves: seg_score, each snippet's class score, (softmax(CAS) + actionness) / 2 · legend (act x): the class's "
+    "video-level score (method §5)\nclasses with act ≥ cls_th (0.1 by default; if none, the best class) are "
+    "localized: runs of snippets above thresholds (method §9), confidence = inner − outer mean score + 0.2·act, "
+    "then soft-NMS"
+)
+
+
+def _drawn_detections(
+    detections: Sequence[tuple[int, float, float, float]], show_all: bool, per_class: int
+) -> tuple[list[tuple[int, float, float, float]], str]:
+    """The detections plot_video draws, and the rule that chose them (said in the picture)."""
+    if show_all:
+        taken: Counter[int] = Counter()
+        kept = []
+        for d in sorted(detections, key=lambda x: -float(x[3])):  # stable: the first listed on ties
+            taken[int(d[0])] += 1
+            if taken[int(d[0])] <= per_class:
+                kept.append(tuple(d))
+        return kept, f"all, the best {per_class} per class"
+    kept, _ = display_detections(detections)
+    rule = f"confidence ≥ {DISPLAY_MIN_SCORE:g}, same-class overlaps at tIoU ≥ {DISPLAY_MERGE_TIOU:g} drawn once"
+    return kept, rule
+
+
+def bar_lanes(segments: np.ndarray) -> list[int]:
+    """Lane of each bar so that bars in one lane never overlap: segments [K, 2] (start, end) → [K] lane indices.
+
+    Shortest bars first (then by start), each into the lowest lane free over its span: the short, precise
+    detections sit next to the ground truth and a long one that spans them goes above. At most MAX_LANES lanes; a
+    bar that finds none free shares the last.
+    """
+    seg = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    taken: list[list[tuple[float, float]]] = []
+    lanes = [0] * len(seg)
+    for i in np.lexsort((seg[:, 0], seg[:, 1] - seg[:, 0])).tolist():
+        s, e = seg[i]
+        free = [k for k, lane in enumerate(taken) if all(e <= a or s >= b for a, b in lane)]
+        k = free[0] if free else min(len(taken), MAX_LANES - 1)
+        if k == len(taken):
+            taken.append([])
+        taken[k].append((s, e))
+        lanes[i] = k
+    return lanes
 
 
 def _short(name: str, width: int = 28) -> str:
@@ -295,6 +352,8 @@ def save_test_visuals(
     rate: int = 16,
     video_paths: Mapping[str, str | os.PathLike] | None = None,
     progress: bool = True,
+    show_all: bool = False,
+    note: str = "",
 ) -> list[Path]:
     """Pictures of a whole test run (`main.py --save_vis`) → the written paths.
 
@@ -303,7 +362,8 @@ def save_test_visuals(
               "num_snippets": L, "detections": [(class_index, start_s, end_s, score)]}} (numpy arrays or tensors).
     ground_truth: {video: [{"label", "segment"}]} (Split.ground_truth); videos absent → drawn without ground truth.
     ap_per_class: [C, n_tiou] per-class AP (NaN rows = classes without ground truth), tious: the thresholds.
-    video_paths: optional {video: file} for keyframe strips.
+    video_paths: optional {video: file} for keyframe strips. show_all: see plot_video. note: added to each video
+    picture's title (the demo says its features are synthetic).
     """
     from tqdm import tqdm
 
@@ -324,7 +384,8 @@ def save_test_visuals(
                 rate=rate,
                 ground_truth=ground_truth.get(name),
                 video_path=(video_paths or {}).get(name),
-                title=name,
+                title=f"{name}{note}",
+                show_all=show_all,
             )
         )
     written.append(plot_ap_per_class(out_dir / "ap_per_class.png", ap_per_class, classes, tious))

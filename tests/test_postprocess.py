@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from reference_postprocess import (
     ref_detect,
+    ref_display_detections,
     ref_filter_ambiguous,
     ref_frame_scores,
     ref_proposals,
@@ -268,3 +269,38 @@ def test_soft_nms_empty_segments_do_not_decay():
     # two empty segments at one instant: tIoU 0/0 is nan, which is not > iou_th (no exception, no decay)
     out = soft_nms(np.array([[1.0, 1.0, 0.4], [1.0, 1.0, 0.5], [0.0, 2.0, 0.3]]))
     assert out.tolist() == [[1.0, 1.0, 0.5], [1.0, 1.0, 0.4], [0.0, 2.0, 0.3]]
+
+
+# --- what a person reads (display_detections) --------------------------------------------------------------------
+
+
+def detections_like_soft_nms(rng: np.random.Generator, k: int, classes: int) -> list[tuple[int, float, float, float]]:
+    """k detections of a few segments each repeated with decayed scores (what soft-NMS emits), plus ties."""
+    base = rng.integers(0, max(k // 3, 1), k)
+    starts = np.round(rng.uniform(0, 30, k), 1)[base]
+    ends = starts + np.round(rng.uniform(0, 8, k), 1)[base]  # some zero-length
+    scores = np.round(rng.uniform(-0.2, 1.0, k), 2) * rng.choice([1.0, 0.3, 0.01], k)  # rounding makes ties
+    cls = rng.integers(0, classes, k)
+    return [(int(c), float(s), float(e), float(p)) for c, s, e, p in zip(cls, starts, ends, scores, strict=True)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(("min_score", "merge_tiou"), [(0.2, 0.5), (0.0, 0.0), (-1.0, 1.0), (0.5, 0.1)])
+def test_display_detections_matches_reference(seed, min_score, merge_tiou):
+    rng = np.random.default_rng(seed)
+    dets = detections_like_soft_nms(rng, [0, 1, 2, 11, 60, 300][seed], 1 + seed % 3)
+    shown, merged = postprocess.display_detections(dets, min_score, merge_tiou)
+    ref_shown, ref_merged = ref_display_detections(dets, min_score, merge_tiou)
+    assert shown == ref_shown and merged == ref_merged
+    assert len(shown) + sum(merged) == sum(d[3] >= min_score for d in dets)  # every detection above the floor once
+
+
+def test_display_detections_decays_of_one_segment_show_once():
+    # soft-NMS output of a 2 s clip: one segment at 0.28, its decays, and a disjoint one of another class
+    dets = [(5, 0.04, 1.32, 0.28), (5, 0.04, 1.32, 0.04), (5, 0.04, 1.32, 0.3 * 0.0007), (2, 0.5, 1.0, 0.25)]
+    assert postprocess.display_detections(dets, 0.0, 0.5) == ([dets[0], dets[3]], [2, 0])
+    assert postprocess.display_detections(dets) == ([dets[0], dets[3]], [0, 0])  # the floor 0.2 drops the decays
+    assert postprocess.display_detections([]) == ([], [])
+    # ties: the first listed is shown; at exactly merge_tiou the other is merged; another class never is
+    tied = [(0, 0.0, 2.0, 0.5), (0, 1.0, 2.0, 0.5), (1, 0.0, 2.0, 0.5)]
+    assert postprocess.display_detections(tied, 0.2, 0.5) == ([tied[0], tied[2]], [1, 0])

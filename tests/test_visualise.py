@@ -121,3 +121,33 @@ def test_save_test_visuals_writes_one_picture_per_video(tmp_path):
     assert names == ["ap_per_class.png", "map_vs_tiou.png", "video_a.png", "video_b.png"]
     assert _png_size(tmp_path / "vis" / "video_b.png") == VIDEO_PX
     assert not list((tmp_path / "vis").glob(".*.tmp")), "atomic writes left a temporary file"
+
+
+def test_bar_lanes_never_overlap_and_short_bars_go_low():
+    whole, a, b, inside_a = (0.0, 70.0), (2.0, 8.0), (14.0, 18.0), (3.0, 5.0)
+    assert visualise.bar_lanes(np.array([whole, a, b, inside_a])) == [2, 1, 0, 0]
+    assert visualise.bar_lanes(np.zeros((0, 2))) == []
+    assert visualise.bar_lanes(np.array([(0.0, 1.0), (1.0, 2.0)])) == [0, 0], "touching bars share a lane"
+    rng = np.random.default_rng(0)
+    starts = rng.uniform(0, 50, 40)
+    seg = np.stack([starts, starts + rng.uniform(0.1, 10, 40)], axis=1)
+    lanes = visualise.bar_lanes(seg)
+    assert max(lanes) == visualise.MAX_LANES - 1
+    for k in range(visualise.MAX_LANES - 1):  # below the last lane (which takes the rest), no two bars overlap
+        mine = seg[np.array(lanes) == k]
+        mine = mine[np.argsort(mine[:, 0])]
+        assert (mine[1:, 0] >= mine[:-1, 1]).all()
+
+
+def test_plot_video_draws_the_readable_list_or_all(tmp_path, monkeypatch):
+    drawn = []
+    real = visualise._drawn_detections
+    monkeypatch.setattr(visualise, "_drawn_detections", lambda *a: drawn.append(real(*a)) or drawn[-1])
+    rng = np.random.default_rng(3)
+    seg, act = _scores(rng, 20, 2)
+    dets = [(0, 1.0, 3.0, 0.5), (0, 1.0, 3.0, 0.07), (0, 1.1, 3.0, 0.3), (1, 5.0, 6.0, 0.1)]
+    for show_all in (False, True):
+        visualise.plot_video(tmp_path / "v.png", classes=["a", "b"], seg_score=seg, act_score=act, num_snippets=20,
+                             detections=dets, show_all=show_all)  # fmt: skip
+    assert drawn[0][0] == [dets[0]] and "confidence ≥ 0.2" in drawn[0][1]  # decays merged, the floor drops class b
+    assert drawn[1][0] == [dets[0], dets[2], dets[3], dets[1]] and drawn[1][1] == "all, the best 10 per class"
