@@ -17,7 +17,7 @@ implementations compute them, one per device, chosen in `_row_results`:
 - CUDA: torch ops on sorted rows [N, C, T] (`_threshold_sorted`) and a Triton kernel for the sequential §3 scan, one
   program per row (`_cluster_sorted`); triton is imported lazily so CPU users without it are unaffected. §4's running
   sums are added in order (`_sequential_cumsum_`), so its float comparisons are decided like a plain loop's.
-Both decide every comparison exactly as a plain loop in the spec's order does (§3 in the input dtype, §4 in float64).
+Both decide every comparison exactly as a plain loop in the method's order does (§3 in the input dtype, §4 in float64).
 """
 
 from __future__ import annotations
@@ -421,7 +421,7 @@ def _video_scores(cas: Tensor, rows: _Rows) -> tuple[Tensor, Tensor]:
 def temporal_clustering(seg_score: Tensor) -> Tensor:
     """§3: seg_score [N, T, C] → mask [N, T, C] (1 = positive/action, 0 = negative), in seg_score's dtype.
 
-    The sequential arithmetic runs in seg_score's dtype in the spec's order (pc = P/W, nc = Q/K, P += v/(k+1),
+    The sequential arithmetic runs in seg_score's dtype in the method's order (pc = P/W, nc = Q/K, P += v/(k+1),
     W += 1/(k+1), IEEE-rounded divisions), so float32 and float64 masks equal a plain loop in that dtype exactly.
     """
     return _row_results(seg_score, refine=False).mask

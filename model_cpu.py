@@ -6,7 +6,7 @@ blocks of LANES rows: each row is sorted on its own, stably and descending (a va
 and §5's weights and logits walk the sorted positions once for the whole block with its rows as SIMD lanes
 (`_scan_block`, `_refine_block`, `_weights_block`), and the results go straight back to snippet order: no sort /
 gather / scatter round trips through [N, T, C] tensors. Blocks are spread over torch.get_num_threads() threads in
-chunks each thread takes when free (`_run_blocks`). Every comparison is decided as a plain loop in the spec's order
+chunks each thread takes when free (`_run_blocks`). Every comparison is decided as a plain loop in the method's order
 decides it (§3 in the input dtype, §4's statistics in float64); docs/model.md has the details and measurements.
 
 Entry points: `row_results` (§3–§5), `cluster_scan` (§3 on rows already sorted: the CUDA path's CPU fallback) and
@@ -38,7 +38,7 @@ def _scan_block(
 ) -> None:  # pragma: no cover
     """§3 steps 2–4 on the rows l < nl of a block: v [T, L], each column a row sorted descending; m [T, L] ← 0/1.
     ranks[k] = k+1 and inv_ranks[k] = 1/(k+1) in v's dtype, so every operation stays in that dtype, IEEE-rounded, in
-    the spec's order. Branch-free per row (both updates computed, one kept) so the loop over rows vectorises; the
+    the method's order. Branch-free per row (both updates computed, one kept) so the loop over rows vectorises; the
     centres P/W and Q/K are recomputed every step, the values a loop recomputing them on change would hold."""
     t_len = v.shape[0]
     one = ranks[0]
@@ -54,7 +54,7 @@ def _scan_block(
         for l in range(nl):
             x, pl, wl, ql, cl = v[k, l], p[l], w[l], q[l], cnt[l]  # (all loads unconditional, else no vectorising)
             pos = abs(x - pl / wl) <= abs(x - ql / cl)  # ties go positive
-            p[l] = pl + x / rk if pos else pl  # a true division, as the spec writes it (not v times 1/(k+1))
+            p[l] = pl + x / rk if pos else pl  # a true division, as method §3 writes it (not v times 1/(k+1))
             w[l] = wl + ik if pos else wl
             q[l] = ql if pos else ql + x
             cnt[l] = cl if pos else cl + one

@@ -18,7 +18,7 @@ arithmetic, chosen by the input's device (`backend=` overrides):
 
 All are float32 everywhere the CUDA kernels are, with no fused multiply-adds and the operation order of the
 kernels, so they agree with each other bit for bit (tests/test_tvl1.py, tests/test_tvl1_triton.py) and with the
-per-pixel reference tests/reference_tvl1.py. What OpenCV's binary may do differently is listed in §8 of the spec:
+per-pixel reference tests/reference_tvl1.py. What OpenCV's binary may do differently is listed in docs/tvl1.md §8:
 nvcc's FMA contraction, `hypotf`'s last bit (here: f32 of the double-precision hypot, what glibc's hypotf computes)
 and the GPU's summation order of the stopping error (here: float64; row-major in numba, torch's order, or per
 Triton program then over programs in a fixed tree order).
@@ -376,7 +376,7 @@ def _cubic_numba(t):
 def _warp_numba(img0, img1, i1x, i1y, u1, u2, i1wx, i1wy, grad, rho_c):
     """§4.2 warpBackward (K:106-164) → I1wx, I1wy, grad, rho_c in place.
 
-    Taps floor(w)-1 … floor(w)+2 per axis: the spec's ceil(w-2) … floor(w+2) plus or minus taps of weight exactly 0,
+    Taps floor(w)-1 … floor(w)+2 per axis: docs/tvl1.md's ceil(w-2) … floor(w+2) plus or minus taps of weight exactly 0,
     which change no sum. Reads clamped to the image, accumulated in row-major tap order, then × 1/wsum.
     """
     h, w = img0.shape
@@ -615,7 +615,7 @@ def _divergence_torch(p: torch.Tensor) -> torch.Tensor:
     px, py = p[:, :, 0], p[:, :, 1]
     dx = px - torch.nn.functional.pad(px[..., :-1], (1, 0))  # x = 0: px - 0 = px
     dy = py - torch.nn.functional.pad(py[..., :-1, :], (0, 0, 1, 0))  # y = 0: py
-    div = dx + dy  # x > 0, y > 0: (p1 - p1[x-1]) + (p2 - p2[y-1]); y = 0 and/or x = 0 rows come out as the spec's
+    div = dx + dy  # x > 0, y > 0: (p1 - p1[x-1]) + (p2 - p2[y-1]); y = 0 and/or x = 0 rows come out as docs/tvl1.md's
     div[..., 1:, 0] = (px[..., 1:, 0] + py[..., 1:, 0]) - py[..., :-1, 0]  # x = 0, y > 0: (p1 + p2) - p2[y-1]
     return div
 

@@ -93,7 +93,7 @@ def _cubic(t):
 def _warp_kernel(img0, img1, u, data, prev_err, count, flags, height, width, first_flag, block: tl.constexpr):
     """§4.2 for pair b: img0, img1 [B, H, W], u [B, 2, H, W] → data [B, 3, H, W] = (I1wx, I1wy, rho_c).
 
-    Taps floor(w) - 1 … floor(w) + 2 per axis (the spec's range ± taps of weight 0), reads clamped, accumulated
+    Taps floor(w) - 1 … floor(w) + 2 per axis (docs/tvl1.md's range ± taps of weight 0), reads clamped, accumulated
     row-major; the I1 gradient at a tap is §4.1's 0.5·(right - left), 0.5·(below - above) with clamped neighbours.
     """
     tile = tl.program_id(0)
