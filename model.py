@@ -174,7 +174,7 @@ class ACRNet(nn.Module):
     """ACRNet (method §2–§5). `pool=True` is the ActivityNet variant (temporal average pool ending each head).
 
     forward(x [N, T, 2048], RGB in channels 0..1023, flow in 1024..2047) → ACRNetOutput. The layers are the
-    spec's Conv1d modules (state-dict names of §2.5); they run time-major ([N, T, D]) through `run_time_major`.
+    method's Conv1d modules (state-dict names of §2.5); they run time-major ([N, T, D]) through `run_time_major`.
     """
 
     def __init__(self, num_classes: int, pool: bool = False):
