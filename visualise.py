@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import hsv_to_rgb, to_rgb  # noqa: E402
 
-from utils import atomic_path  # noqa: E402
+from utils import Progress, atomic_path  # noqa: E402
 
 DPI = 100
 VIDEO_FIGSIZE = (12.0, 8.0)  # inches → 1200×800 px at DPI
@@ -305,12 +305,10 @@ def save_test_visuals(
     ap_per_class: [C, n_tiou] per-class AP (NaN rows = classes without ground truth), tious: the thresholds.
     video_paths: optional {video: file} for keyframe strips.
     """
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, r in tqdm(results.items(), desc="pictures", unit="video", disable=not progress):
+    for name, r in Progress(results.items(), desc="pictures", unit="video", enabled=progress):
         seg = _numpy(r["seg_score"]) if "seg_score" in r else _softmax(_numpy(r["cas"]))
         written.append(
             plot_video(
