@@ -1021,6 +1021,94 @@ def bench_train(args: argparse.Namespace) -> None:
     print("run total = load (validate files, preload) + train + evaluate, measured around train.train; build not in it")
 
 
+@section("record")
+def bench_record(args: argparse.Namespace) -> None:
+    """The record of a run (record.py) against a training step at the THUMOS14 shape (N32 T750 C20; --quick: N4 T100),
+    on the chosen device. Per step: the gradient norm and the in-place copies into StepLog, timed interleaved with
+    whole training steps (train.train_step: forward, losses, backward, fused Adam, as main.py runs it). Per
+    evaluation: Record.evaluation (the per-step and per-class CSVs rewritten whole, TensorBoard events, the curves
+    PNG) at the last evaluation of a THUMOS14 run (2000 steps of history, 20 evaluations, 20 classes), shared over
+    the --eval_iter 100 steps before it. Once per run: Record.start (config file with the data fingerprint,
+    TensorBoard's writer) on a small demo dataset."""
+    import contextlib
+    import io
+    import tempfile
+
+    import numpy as np
+
+    import config
+    import dataset
+    import demo
+    import record
+    import train
+    from model import ACRNet
+
+    dev = torch.device(args.device)
+    n, t = (4, 100) if args.quick else (32, 750)
+    classes = dataset.THUMOS14_CLASSES
+    torch.manual_seed(0)
+    model = ACRNet(len(classes)).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-3, fused=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=2000, eta_min=0.0)
+    state = train.TrainState(model, opt, sched, loss_sum=torch.zeros((), device=dev))
+    x = torch.randn(n, t, 2048, device=dev)
+    y = torch.zeros(n, len(classes), device=dev)
+    y[:, 0] = 1
+    repeat = 3 if args.quick else 5
+    log = record.StepLog(2 * repeat + 4, dev)
+    loss, parts = torch.ones((), device=dev), {k: torch.ones((), device=dev) for k in ("cls", "gce_rgb", "gce_flow")}
+
+    def step() -> None:
+        train.train_step(state, x, y, 0.1)
+
+    def record_step() -> None:  # what train_step adds with a StepLog: on the gradients the last step left
+        log.add(state.step, loss, parts, record.grad_norm(model), opt.param_groups[0]["lr"])
+
+    med = interleaved_medians({"step": step, "record": record_step}, repeat, dev.type)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = demo.make_demo(Path(tmp) / "data", seed=0, max_train=4, max_test=2)
+        cfg = config.Config(data_path=str(data), save_path=f"{tmp}/run", num_iter=2000, eval_iter=100)
+        Path(cfg.save_path).mkdir()
+        splits = {s: dataset.load_split(data, "thumos14", s, progress=False) for s in ("train", "test")}
+        tious = dataset.DATASETS["thumos14"].tiou_thresholds
+        header = ["step", "loss", "test_acc", *(f"mAP@{v:.2f}" for v in tious), "mAP@AVG"]
+        rng = np.random.default_rng(0)
+        rows = [[100 * (i + 1), 1.0, 0.5, *rng.random(len(tious)).tolist(), 0.4] for i in range(20)]
+        history = [[str(k), *(str(v) for v in rng.random(6)), f"{rng.random():.4f}"] for k in range(1, 1901)]
+        per_class = [[str(100 * (e + 1)), c, *map(str, rng.random(8))] for e in range(19) for c in classes]
+        class_ap = rng.random((len(classes), len(tious)))
+        evaluation, start = [], []
+        with record.Record(cfg) as rec, contextlib.redirect_stdout(io.StringIO()):  # (its "record of the run" lines)
+            for _ in range(repeat + 1):
+                t0 = time.perf_counter()
+                rec.start(splits, "test", 0, dev)  # (a new run: nothing to read back)
+                start.append(time.perf_counter() - t0)
+                rec.classes, rec.step_rows, rec.class_rows = list(classes), list(history), list(per_class)
+                for k in range(1901, 2001):
+                    rec.steps.add(k, loss, parts, loss, 1e-4)
+                t0 = time.perf_counter()
+                rec.evaluation(header, rows, class_ap, 2000)
+                evaluation.append(time.perf_counter() - t0)
+                rec.writer.close()
+        per_eval = sorted(evaluation[1:])[repeat // 2]  # the first round imports matplotlib and TensorBoard
+        per_run = sorted(start[1:])[repeat // 2]
+
+    step_ms, rec_ms, eval_ms = 1e3 * med["step"], 1e3 * med["record"], 1e3 * per_eval / cfg.eval_iter
+    print(f"THUMOS14 N{n} T{t} C{len(classes)}, {dev.type}: medians of {repeat} interleaved rounds")
+    print(f"  {'training step (train.train_step)':<48} {step_ms:10.1f} ms")
+    print(f"  {'record per step (grad norm, StepLog copies)':<48} {rec_ms:10.2f} ms  {100 * rec_ms / step_ms:6.3f} %")
+    print(
+        f"  {'record per evaluation (CSVs, TensorBoard, PNG)':<48} {1e3 * per_eval:10.1f} ms  = {eval_ms:.2f} ms "
+        f"per step at --eval_iter 100: {100 * eval_ms / step_ms:6.3f} %"
+    )
+    print(f"  {'record total per step':<48} {rec_ms + eval_ms:10.2f} ms  {100 * (rec_ms + eval_ms) / step_ms:6.3f} %")
+    print(
+        f"  once per run (Record.start: config file, fingerprint of a 6-video set, TensorBoard): {1e3 * per_run:.0f} ms"
+    )
+    print(f"  {torch.get_num_threads()} threads, {_load_note()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sections", nargs="*", help=f"which to run (default: all): {', '.join(SECTIONS)}")

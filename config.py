@@ -1,18 +1,21 @@
-"""The one config of a run: every setting (`Config`), the per-dataset defaults of method §8, the `--demo` config, and
-the range check of every numeric setting. main.py builds a Config from the command line (`main.make_config`);
-train.py, inference.py, seeds.py and localize.py read it.
+"""The one config of a run: every setting (`Config`), the per-dataset defaults of method §8, the `--demo` config, the
+range check of every numeric setting, and settings files (`--config FILE`: a run's `<data_name>_config.json`, or a
+JSON / YAML mapping of settings). main.py builds a Config from the command line (`main.make_config`); train.py,
+inference.py, seeds.py and localize.py read it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import postprocess
-from utils import InputError, format_thresholds, is_finite_number
+from utils import InputError, format_thresholds, is_finite_number, parse_act_th, parse_seeds, read_json
 
 # method §8 per-dataset settings (the authors' values); a flag given on the command line overrides them.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -38,6 +41,9 @@ CHECKPOINT_HELP = (
     "ActivityNet 1.2/1.3: https://mega.nz/folder/25sjxQJb#ypIrl0AWG7sFpD3KfQ1xLg) or one trained with main.py "
     "(<save_path>/<data_name>.pth)"
 )
+# How a command continued a run, not what the run is: left out of checkpoints and of the config file, so a run paused
+# and resumed (--stop_at, --resume, after a kill) writes the same checkpoint bytes as an uninterrupted one.
+INVOCATION_KEYS = ("resume", "stop_at", "overwrite")
 # The settings that change test results; --model_file takes them from the checkpoint unless a flag is given.
 TEST_SETTINGS = ("num_seg", "cls_th", "iou_th", "act_th", "alpha", "fps", "rate", "pool")
 
@@ -145,3 +151,81 @@ def validate(cfg: Config) -> None:
             raise InputError("--seeds trains one run per seed; it does not go with --model_file or --video")
     if cfg.video and not cfg.model_file:
         raise InputError(f"--video needs --model_file, a trained ACRNet checkpoint: {CHECKPOINT_HELP}")
+
+
+# --- settings files (--config) -------------------------------------------------------------------------------------
+
+CHOICES = {"data_name": tuple(DATASET_DEFAULTS), "flow": ("tvl1", "opencv")}
+
+
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """A settings file → {setting: value}, each checked as its flag would be. The file is a run's
+    `<data_name>_config.json` (its "settings" are read, the rest is information) or a mapping of Config fields in
+    JSON, or in YAML for a `.yaml` / `.yml` name. An unknown key, a value of the wrong type or out of range → one
+    InputError line naming the file and the key."""
+    path = Path(path)
+    data = _read_yaml(path) if path.suffix.lower() in (".yaml", ".yml") else read_json(path)
+    if isinstance(data, dict) and isinstance(data.get("settings"), dict):
+        data = data["settings"]  # a run's config file
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of settings (setting: value)")
+    fields = {f.name: f.type for f in dataclasses.fields(Config)}
+    settings = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            known = f"did you mean {close[0]!r}?" if close else f"the settings are {', '.join(fields)}"
+            raise InputError(f"{path}: unknown setting {key!r} ({known})")
+        settings[key] = _setting(path, key, value, str(fields[key]))
+    return settings
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read ({type(e).__name__})") from None
+    try:
+        return yaml.safe_load(text)  # plain data only: never constructs objects
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1} column {where.column + 1}" if where else ""
+        raise InputError(f"{path}: not valid YAML ({getattr(e, 'problem', None) or type(e).__name__}{at})") from None
+
+
+def _setting(path: Path, key: str, value: Any, kind: str) -> Any:
+    """One setting of a file, by its Config type (`kind`: "int", "float | None", "list[float]", ...) → the value."""
+    number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
+    base = kind.replace(" | None", "")
+    try:
+        if value is None and "None" in kind:
+            return None
+        if base == "list[float]" and isinstance(value, str):
+            value = parse_act_th(value)
+        elif base == "list[int]" and isinstance(value, str):
+            value = parse_seeds(value)
+        elif base == "float" and isinstance(value, str):
+            value = float(value)  # YAML reads 1e-4 (no dot) as a string
+        ok = {
+            "bool": lambda v: isinstance(v, bool),
+            "int": lambda v: number(v) and isinstance(v, int),
+            "float": number,
+            "str": lambda v: isinstance(v, str) and v in CHOICES.get(key, (v,)),
+            "list[float]": lambda v: isinstance(v, list) and bool(v) and all(map(number, v)),
+            "list[int]": lambda v: isinstance(v, list) and all(number(x) and isinstance(x, int) for x in v),
+        }[base](value)
+        if not ok:
+            raise ValueError
+        value = float(value) if base == "float" else [float(v) for v in value] if base == "list[float]" else value
+        if key in FLAG_RANGES:
+            check_range(key, value)
+    except ValueError:
+        expected = f"one of {', '.join(CHOICES[key])}" if key in CHOICES else f"a value of type {kind}"
+        raise InputError(f"{path}: setting {key}: {value!r} is not {expected}") from None
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    return value

@@ -21,9 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from utils import InputError, atomic_text_write, is_finite_number, read_json, warn_once
+from utils import InputError, Progress, atomic_text_write, is_finite_number, read_json, warn_once
 from wtalc import (
     WTALC_FEATURES,
     WTALC_NAMES,
@@ -634,7 +633,7 @@ def load_split(
 
     kept: list[tuple[str, str, int]] = []  # (stem, annotation id, L)
     order = sorted(matched, key=matched.get)
-    for video in tqdm(order, desc=f"check {split} features", disable=None if progress else True):
+    for video in Progress(order, desc=f"check {split} features", enabled=progress):
         stem = matched[video]
         rgb, flow = feat_dir / f"{stem}_rgb.npy", feat_dir / f"{stem}_flow.npy"
         problem = None
@@ -819,7 +818,7 @@ def load_wtalc_split(
 
     row = {v: i for i, v in enumerate(names)}
     kept: list[tuple[str, int, int]] = []  # (annotation id, row, L)
-    for video in tqdm(ids, desc=f"check {split} features", disable=None if progress else True):
+    for video in Progress(ids, desc=f"check {split} features", enabled=progress):
         i = next((row[k] for k in id_candidates(video) if k in row), None)
         if i is None:
             kind, problem = "missing", f"{folder / 'videoname.npy'}: video {video} is not listed (no features)"
@@ -912,7 +911,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         self._offsets = np.concatenate([[0], np.cumsum(split.num_snippets, dtype=np.int64)])
         if in_memory and split.features is None:  # (W-TALC features are in memory already)
             self._cache = np.empty((int(self._offsets[-1]), 2 * FEATURE_DIM), np.float32)
-            for v in tqdm(range(len(split)), desc="load features", disable=None):
+            for v in Progress(range(len(split)), desc="load features"):
                 self._cache[self._offsets[v] : self._offsets[v + 1]] = split.video_features(v)
 
     def __len__(self) -> int:

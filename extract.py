@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from i3d import CROP, FEATURE_DIM, WEIGHTS_HELP, InceptionI3d, center_crop, fp32_convolutions, load_i3d, to_i3d_input
 from utils import (
     InputError,
     OutputError,
+    Progress,
     StageClock,
     atomic_np_save,
     parse_shard,
@@ -106,7 +106,7 @@ def run_frames(
     flow_net: InceptionI3d | None,
     device: torch.device,
     batch_size: int = 8,
-    progress: tqdm | None = None,
+    progress: Progress | None = None,
     clock: StageClock | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(rgb [H, W, 3], flow [H, W, 2]) uint8 frame pairs → (rgb [L, 1024] | None, flow [L, 1024] | None).
@@ -136,7 +136,7 @@ def extract_video(
     batch_size: int = 8,
     jpeg: bool = True,
     workers: int | None = None,
-    progress: tqdm | None = None,
+    progress: Progress | None = None,
     flow: str = "tvl1",
     clock: StageClock | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -286,7 +286,7 @@ def run_jobs(
     import video  # decoder libraries only when videos are actually read
 
     results = []
-    overall = tqdm(jobs, desc=desc, unit="video", dynamic_ncols=True)
+    overall = Progress(jobs, desc=desc, unit="video")
     for job in overall:
         outputs = {m: output_dir / f"{job.name}_{m}.npy" for m in nets}
         todo = [m for m in nets if not (skip_existing and valid_features(outputs[m]))]
@@ -294,7 +294,7 @@ def run_jobs(
             results.append(Result(job.name, "skipped"))
             continue
         t0 = time.perf_counter()
-        bar = tqdm(desc=job.name, unit="frame", leave=False, dynamic_ncols=True)
+        bar = Progress(desc=job.name, unit="frame", leave=False)
         try:
             rgb_net, flow_net = (nets[m] if m in todo else None for m in MODALITIES)
             if two_stage:
@@ -316,7 +316,7 @@ def run_jobs(
         except Exception as e:  # a bad video must not stop a 20k-video run; it is reported at the end
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             results.append(Result(job.name, "failed", seconds=time.perf_counter() - t0, reason=reason))
-            tqdm.write(f"failed: {job.name}: {reason}", file=sys.stderr)
+            overall.write(f"failed: {job.name}: {reason}", file=sys.stderr)
         finally:
             bar.close()
     return results

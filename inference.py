@@ -17,14 +17,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import dataset
 import evaluate
 import localize
 import postprocess
 from model import ACRNet
-from utils import InputError, atomic_csv_write, atomic_json_dump, format_table, is_finite_number, load_checkpoint
+from utils import (
+    InputError,
+    Progress,
+    atomic_csv_write,
+    atomic_json_dump,
+    format_table,
+    is_finite_number,
+    load_checkpoint,
+)
 
 
 def load_checked_split(cfg: Any, split: str) -> dataset.Split:
@@ -78,6 +85,7 @@ class EvalResult:
     maps: np.ndarray  # [n_tiou]
     predictions: dict[str, list[dict[str, Any]]]  # {video: [{"label", "score", "segment"}]}
     per_video: dict[str, dict[str, Any]]  # for --save_vis: seg_score, act_score, num_snippets, detections
+    class_ap: np.ndarray | None = None  # [C, n_tiou] AP per class of the split (NaN rows: no ground truth)
 
     @property
     def avg(self) -> float:
@@ -98,7 +106,7 @@ def test_pass(
     predictions: dict[str, list[dict[str, Any]]] = {}
     per_video: dict[str, dict[str, Any]] = {}
     correct = 0
-    bar = tqdm(loader, desc="test", unit="video", leave=False, disable=not cfg.progress)
+    bar = Progress(loader, desc="test", unit="video", leave=False, enabled=cfg.progress)
     for feats, label, video, num_snippets in bar:
         out = model(feats.to(device, non_blocking=True)[None])
         act = out.act_score[0].float().cpu().numpy()
@@ -130,8 +138,13 @@ def test_pass(
             }
     tious = dataset.DATASETS[cfg.data_name].tiou_thresholds
     gt = {v: split.ground_truth.get(v, []) for v in split.videos}
-    maps = np.asarray(evaluate.detection_map(gt, predictions, tious), dtype=np.float64)
-    return EvalResult(correct / max(len(split.videos), 1), maps, predictions, per_video)
+    names, ap = evaluate.average_precision_per_class(gt, predictions, tious)
+    if not names:
+        raise ValueError("ground truth has no action instances: mAP is undefined")
+    class_ap = np.full((len(classes), len(tious)), np.nan)
+    class_ap[[index[c] for c in names]] = ap
+    maps = np.asarray(ap.mean(axis=0), dtype=np.float64)  # = evaluate.detection_map: the mean over classes with GT
+    return EvalResult(correct / max(len(split.videos), 1), maps, predictions, per_video, class_ap)
 
 
 # --- outputs -----------------------------------------------------------------------------------------------------
@@ -164,14 +177,12 @@ def _save_visuals(cfg: Any, result: EvalResult, split: dataset.Split, tag: str) 
 
     tious = dataset.DATASETS[cfg.data_name].tiou_thresholds
     gt = {v: split.ground_truth.get(v, []) for v in split.videos}
-    names, ap_gt = evaluate.average_precision_per_class(gt, result.predictions, tious)
-    ap = np.full((len(split.classes), len(tious)), np.nan)  # NaN rows: classes without ground truth
-    ap[[list(split.classes).index(c) for c in names]] = ap_gt
     out_dir = Path(cfg.save_path) / f"{cfg.data_name}_{tag}_vis"
+    classes, ap = list(split.classes), result.class_ap
     note = " — SYNTHETIC features on a real THUMOS14 timeline (demo)" if cfg.demo else ""
     written = visualise.save_test_visuals(
-        out_dir, result.per_video, gt, list(split.classes), ap, tious, fps=cfg.fps, rate=cfg.rate,
-        progress=cfg.progress, show_all=cfg.show_all, note=note,
+        out_dir, result.per_video, gt, classes, ap, tious, fps=cfg.fps, rate=cfg.rate, progress=cfg.progress,
+        show_all=cfg.show_all, note=note,
     )  # fmt: skip
     print(f"{len(written)} pictures → {out_dir}")
 

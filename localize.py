@@ -31,6 +31,7 @@ import torch
 from utils import (
     InputError,
     OutputError,
+    Progress,
     StageClock,
     atomic_csv_write,
     atomic_json_dump,
@@ -188,16 +189,14 @@ class FeatureSource:
         self._extract = extract_fn
 
     def _extract_i3d(self, video_path: Path, clock: StageClock) -> tuple[np.ndarray, np.ndarray]:
-        from tqdm import tqdm
-
         import extract
         import video
 
         nets = self.nets()
         total = video.probe_video(video_path).num_frames_25 - 1
-        off = not getattr(self.cfg, "progress", True)  # --no_progress
+        shown = getattr(self.cfg, "progress", True)  # --no_progress
         desc = f"{video_path.name}: flow + I3D"
-        with tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True, disable=off) as bar:
+        with Progress(total=total, desc=desc, unit="frame", enabled=shown) as bar:
             return extract.extract_video(video_path, *nets, self.device, progress=bar, flow=self.flow, clock=clock)
 
     def check(self, videos: Sequence[Path]) -> None:
@@ -476,8 +475,6 @@ def run(cfg: Any, extract_fn: Callable[..., Any] | None = None, header: str | No
     summary lists the failures; returns 1 if any failed, else 0. `extract_fn`: see FeatureSource (tests). `header`
     (main's config line) is printed once every input is checked, so a bad one is the first and only line.
     """
-    from tqdm import tqdm
-
     device = resolve_device(str(cfg.device))
     videos = find_videos(cfg.video)
     folder = Path(cfg.video).is_dir()
@@ -500,7 +497,8 @@ def run(cfg: Any, extract_fn: Callable[..., Any] | None = None, header: str | No
     )
     done: list[dict[str, Any]] = []
     failed: list[tuple[Path, str]] = []
-    for video_path in tqdm(videos, desc="videos", unit="video", disable=not (folder and progress)):
+    shown = Progress(videos, desc="videos", unit="video", enabled=folder and progress)
+    for video_path in shown:
         try:
             result = localize_video(
                 video_path, net, classes, cfg, features, ground_truth_of(video_path.stem, annotations)
@@ -511,18 +509,18 @@ def run(cfg: Any, extract_fn: Callable[..., Any] | None = None, header: str | No
             if not folder:
                 raise
             msg = str(e) if isinstance(e, InputError) else f"{video_path}: {type(e).__name__}: {e}"
-            tqdm.write(f"error: {msg}", file=sys.stderr)  # above the progress bar, on a line of its own
+            shown.write(f"error: {msg}", file=sys.stderr)  # above the progress bar, on a line of its own
             failed.append((video_path, msg))
             continue
         done.append(result)
         where = "cached features" if result["cached"] else "extracted features"
         files = ", ".join(result[k].name for k in ("json", "csv", "png"))
-        tqdm.write(
+        shown.write(
             f"\n{video_path.name}: {result['num_snippets']} snippets ({where}), "
             f"{len(result['detections'])} detections → {files}\n  time: {stage_times(result)}"
         )
-        tqdm.write(shown_note(len(result["shown"]), len(result["detections"]), getattr(cfg, "show_all", False)))
-        tqdm.write(detections_table(result["shown"]))
+        shown.write(shown_note(len(result["shown"]), len(result["detections"]), getattr(cfg, "show_all", False)))
+        shown.write(detections_table(result["shown"]))
     print(_summary(done, failed))
     return 1 if failed else 0
 

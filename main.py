@@ -7,10 +7,13 @@ localize.py (--video).
     python main.py --data_path data --data_name thumos14 --seeds 42,43,44     # one run per seed, spread over seeds
     python main.py --data_path data --model_file outputs/thumos14.pth         # test a checkpoint → outputs/test
     python main.py --demo                                                     # synthetic data, CPU, minutes
+    python main.py --config outputs/thumos14_config.json --save_path again    # rerun a run from its config file
 
 Training evaluates every --eval_iter steps (test pass of method §9, mAP of method §10), appends a row to
 `<save_path>/<data_name>.csv`, keeps the best checkpoint (method §8 rule) in `<save_path>/<data_name>.pth` with its
-predictions / ground truth JSON, and writes the resume file `<save_path>/<data_name>_last.pt` (`--resume`).
+predictions / ground truth JSON, and writes the resume file `<save_path>/<data_name>_last.pt` (`--resume`). Beside
+them, the record of the run (record.py): a per-step CSV, per-class AP, curves, a log file, TensorBoard events and
+`<data_name>_config.json`, which `--config` reads back (JSON, or YAML; flags given override it).
 Bad input (missing data, wrong checkpoint, bad flag value) → one line `error: <message>` on stderr, exit 2, before
 any work: also an unwritable --save_path, and a new run into a folder holding an earlier run (pass --resume to
 continue it, --overwrite to replace it; `--demo` overwrites its own folder).
@@ -31,7 +34,7 @@ import inference
 import localize
 import seeds
 import train
-from config import DATASET_DEFAULTS, DEMO_DEFAULTS, TEST_SETTINGS, Config, validate
+from config import DATASET_DEFAULTS, DEMO_DEFAULTS, TEST_SETTINGS, Config, read_settings, validate
 from utils import (
     InputError,
     parse_act_th,
@@ -56,6 +59,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     S = argparse.SUPPRESS  # every default lives in Config / DATASET_DEFAULTS: unset flags stay absent
+    p.add_argument("--config", default=S, help="settings file: a run's <data_name>_config.json, or JSON/YAML")
     p.add_argument("--data_path", default=S, help="folder holding thumos14/ or activitynet/ (default: data)")
     p.add_argument("--data_name", default=S, choices=list(DATASET_DEFAULTS), help="dataset (default: thumos14)")
     p.add_argument("--save_path", default=S, help="where CSV, checkpoints, predictions go (default: outputs)")
@@ -105,10 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
 def make_config(argv: Sequence[str] | None = None) -> Config:
     """Flags → Config. Later layers win: Config defaults < dataset defaults (method §8) < --demo defaults < a test
     run's own folder (--model_file without --video: `outputs/test`, `outputs/demo/test`) < the test settings stored
-    in a --model_file checkpoint < flags given (a note says which setting came from where)."""
-    given = vars(build_parser().parse_args(argv))
-    if "act_th" in given:
-        given["act_th"] = parse_act_th(" ".join(given["act_th"]))
+    in a --model_file checkpoint < a --config file's settings < flags given (a note says which test setting came from
+    where)."""
+    flags = vars(build_parser().parse_args(argv))
+    if "act_th" in flags:
+        flags["act_th"] = parse_act_th(" ".join(flags["act_th"]))
+    from_file = read_settings(flags.pop("config")) if "config" in flags else {}
+    if "seed" in flags:  # --seed given: one run, whatever the file's --seeds
+        from_file.pop("seeds", None)
+    given = {**from_file, **flags}
     demo = DEMO_DEFAULTS if given.get("demo") else {}
     if "save_path" in given:  # a folder the user names is not throwaway: the usual rule (refuse, or --overwrite)
         demo = {k: v for k, v in demo.items() if k != "overwrite"}

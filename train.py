@@ -14,6 +14,8 @@ and the final table follow that rule.
 Resume: `<save_path>/<data_name>_last.pt` holds `TrainState` (model, optimizer, scheduler, step, evaluation rows,
 running loss) and the RNG states, written after every evaluation and at a --stop_at pause. `check_start` (main.py
 calls it before any work) refuses a new run into a folder holding an earlier run's files unless --overwrite.
+
+The record of the run (per-step CSV, per-class AP, curves, log file, config file, TensorBoard) is record.py's.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import dataset
+import record
+from config import INVOCATION_KEYS
 from inference import (
     csv_header,
     data_loader,
@@ -45,7 +48,7 @@ from inference import (
     write_test_outputs,
 )
 from model import ACRNet, acrnet_loss
-from utils import InputError, atomic_csv_write, atomic_json_dump, atomic_torch_save, save_checkpoint, set_seed
+from utils import InputError, Progress, atomic_csv_write, atomic_json_dump, atomic_torch_save, save_checkpoint, set_seed
 
 STREAM_TAG, HOLDOUT_TAG = 8, 7  # rng([seed, tag]): independent draws for the batch stream and the held-out split
 # Config fields that must match when a run is resumed (the others — device, workers, stop_at, preload — may change).
@@ -157,7 +160,7 @@ class PreloadedSteps:
         self.offsets = np.concatenate([[0], np.cumsum(split.num_snippets, dtype=np.int64)])
         d = dataset.FEATURE_DIM
         self.bank = torch.empty((int(self.offsets[-1]), 2 * d), dtype=torch.float32, device=device)
-        for v in tqdm(range(len(split)), desc="preload features", disable=None):  # one video at a time
+        for v in Progress(range(len(split)), desc="preload features"):  # one video at a time
             rows = slice(int(self.offsets[v]), int(self.offsets[v + 1]))
             self.bank[rows] = torch.from_numpy(split.video_features(v))
         self.labels = torch.from_numpy(split.labels).to(device)
@@ -388,22 +391,23 @@ def _scores(rows: list[list[float]], n_tiou: int, block: int) -> Scores | None:
     return Scores(int(row[0]), float(row[first]), [float(m) for m in row[first + 1 : first + 1 + n_tiou]])
 
 
-def train_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, lamda: float) -> None:
-    """One Adam step on a batch x [B, S, 2048], y [B, C] (on the model's device); cosine schedule stepped once."""
+def train_step(
+    state: TrainState, x: torch.Tensor, y: torch.Tensor, lamda: float, log: record.StepLog | None = None
+) -> None:
+    """One Adam step on a batch x [B, S, 2048], y [B, C] (on the model's device); cosine schedule stepped once. `log`
+    gets the step's losses, gradient norm and learning rate (on the device: no host sync)."""
     state.model.train()
-    loss, _ = acrnet_loss(state.model(x), y, lamda=lamda)
+    loss, parts = acrnet_loss(state.model(x), y, lamda=lamda)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if log is not None:
+        lr = state.optimizer.param_groups[0]["lr"]
+        log.add(state.step + 1, loss.detach(), parts, record.grad_norm(state.model), lr)
     state.optimizer.step()
     state.scheduler.step()
     state.loss_sum += loss.detach()
     state.loss_count += 1
     state.step += 1
-
-
-# How this command continued the run, not what the run is: left out of checkpoints, so a run paused and resumed
-# (--stop_at, --resume, after a kill) writes the same checkpoint bytes as an uninterrupted one.
-INVOCATION_KEYS = ("resume", "stop_at", "overwrite")
 
 
 def checkpoint_meta(cfg: Any, classes: Sequence[str], step: int) -> dict[str, Any]:
@@ -412,7 +416,13 @@ def checkpoint_meta(cfg: Any, classes: Sequence[str], step: int) -> dict[str, An
 
 
 def train(cfg: Any, device: torch.device) -> RunSummary:
-    """method §8 training with periodic evaluation, the best checkpoint, the resume file; the final report."""
+    """method §8 training with periodic evaluation, the best checkpoint, the resume file, the record of the run
+    (record.py); the final report."""
+    with record.Record(cfg) as rec:  # from here on, what the run prints also goes to its log file
+        return _train(cfg, device, rec)
+
+
+def _train(cfg: Any, device: torch.device, rec: record.Record) -> RunSummary:
     load_start = time.perf_counter()
     data = load_data(cfg)
     select_name = "val" if data.honest else "test"
@@ -438,11 +448,13 @@ def train(cfg: Any, device: torch.device) -> RunSummary:
 
     stop = min(cfg.num_iter, cfg.stop_at) if cfg.stop_at is not None else cfg.num_iter
     batches = training_batches(cfg, data.train, state.step + 1, stop, device)  # --preload reads the features here
+    splits = {"train": data.train, select_name: data.select, "test": data.test}
+    steps = rec.start(splits, select_name, state.step, device)
     eval_seconds, start = 0.0, time.perf_counter()
     load_seconds = start - load_start
-    bar = tqdm(total=cfg.num_iter, initial=state.step, desc="train", unit="step", disable=not cfg.progress)
+    bar = Progress(total=cfg.num_iter, initial=state.step, desc="train", unit="step", enabled=cfg.progress)
     for x, y in batches:
-        train_step(state, x.to(device, non_blocking=True), y.to(device, non_blocking=True), cfg.lamda)
+        train_step(state, x.to(device, non_blocking=True), y.to(device, non_blocking=True), cfg.lamda, steps)
         bar.update(1)
         if state.step % cfg.eval_iter == 0 or state.step == cfg.num_iter:
             mean_loss = state.take_mean_loss()  # waits for the device: the steps' time is not counted as evaluation
@@ -456,6 +468,8 @@ def train(cfg: Any, device: torch.device) -> RunSummary:
                 row += [tested.accuracy, *tested.maps.tolist(), tested.avg]
             state.rows.append(row)
             atomic_csv_write(csv_path, header, state.rows)
+            kept_step = state.step if improves(result.avg, best) else kept.step if kept else None
+            bar.write(rec.evaluation(header, state.rows, result.class_ap, kept_step))  # before the resume file
             if improves(result.avg, best):
                 best = rounded_map(result.avg)
                 save_checkpoint(model.state_dict(), best_path, checkpoint_meta(cfg, classes, state.step))
@@ -468,9 +482,11 @@ def train(cfg: Any, device: torch.device) -> RunSummary:
                 )
             state.save(last_path, cfg, fingerprint)
             eval_seconds += time.perf_counter() - t0
+            steps.restart_clock()  # the evaluation's time is no step's
             bar.set_postfix(loss=f"{row[1]:.4f}", mAP=f"{100 * result.avg:.1f}", best=f"{best:.1f}")
     bar.close()
     if state.loss_count:  # stopped between evaluations (--stop_at): keep the steps done since the last one
+        rec.pause()
         state.save(last_path, cfg, fingerprint)
     total = time.perf_counter() - start
     print(f"{total:.0f} s: training {total - eval_seconds:.0f} s, evaluation and saving {eval_seconds:.0f} s")

@@ -319,6 +319,184 @@ class StageClock:
             yield item
 
 
+# --- progress and the run log -------------------------------------------------------------------------------------
+# A progress bar is for a person watching a terminal. Redirected to a file, tqdm's bars fill it with `\r` lines: there
+# the same progress is a plain line every PROGRESS_EVERY seconds. A run log (log_output) gets the plain lines, never a
+# bar, whatever stderr is.
+
+PROGRESS_EVERY = 10.0  # seconds between two plain progress lines of one task
+
+
+class Tee:
+    """A text stream writing to `stream` (what stdout or stderr was) and to the open text file `log`."""
+
+    def __init__(self, stream: Any, log: Any) -> None:
+        self.stream, self.log = stream, log
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        self.log.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, ...: the stream's
+        return getattr(self.stream, name)
+
+
+def _terminal_and_logs(stream: Any) -> tuple[Any, list[Any]]:
+    """`stream` (sys.stderr) → (the stream under any Tee layers, the log files of those layers)."""
+    logs = []
+    while isinstance(stream, Tee):
+        logs.append(stream.log)
+        stream = stream.stream
+    return stream, logs
+
+
+@contextlib.contextmanager
+def log_output(path: str | os.PathLike, *, append: bool) -> Iterator[Any]:
+    """Inside the block, what is printed on stdout and stderr also goes to the file `path` (appended, or a new file),
+    line-buffered, so a killed run's log holds every line printed before the kill → the open log file."""
+    path = Path(path)
+    try:
+        log = open(path, "a" if append else "w", encoding="utf-8", buffering=1)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write the run log: {e.strerror or e}") from None
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Tee(saved[0], log), Tee(saved[1], log)
+    try:
+        yield log
+    finally:
+        sys.stdout, sys.stderr = saved
+        log.close()
+
+
+class Progress:
+    """Progress of one task (iterate over it, or call `update`): a tqdm bar where stderr is a terminal; elsewhere a
+    plain line on stderr every PROGRESS_EVERY seconds (`check test features: 120/212 (57 %), 3.1 s`), and a last
+    one at the end of a task that printed any; nothing at all when `enabled` is False (--no_progress). A run log
+    (log_output) gets the plain lines, never the bar. Use `write` for a message while a bar is shown."""
+
+    def __init__(
+        self,
+        iterable: Iterable[Any] | None = None,
+        *,
+        desc: str,
+        total: float | None = None,
+        unit: str = "it",
+        unit_scale: bool = False,
+        leave: bool = True,
+        initial: int = 0,
+        enabled: bool = True,
+    ) -> None:
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)  # type: ignore[arg-type]
+        self.iterable, self.desc, self.unit, self.unit_scale = iterable, desc, unit, unit_scale
+        self.n, self._total, self.postfix = initial, total, ""
+        self._start = self._last = time.perf_counter()
+        self._printed = self._closed = False
+        self.bar: Any = None
+        self._lines: list[Any] = []  # streams that get the plain lines
+        if not enabled or sys.stderr is None:
+            return
+        terminal, logs = _terminal_and_logs(sys.stderr)
+        if terminal is not None and terminal.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=leave, initial=initial, file=terminal,
+                dynamic_ncols=True,
+            )  # fmt: skip
+            self._lines = logs
+        else:
+            self._lines = [sys.stderr]
+
+    @property
+    def total(self) -> float | None:
+        return self._total
+
+    @total.setter
+    def total(self, value: float | None) -> None:
+        self._total = value
+        if self.bar is not None:
+            self.bar.total = value
+            self.bar.refresh()
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.iterable:  # type: ignore[union-attr]
+            yield item
+            self.update()
+        self.close()  # (not in a `finally`: a loop left by an exception prints no "done" line after its error)
+
+    def __len__(self) -> int:
+        return len(self.iterable)  # type: ignore[arg-type]
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def update(self, n: float = 1) -> None:
+        self.n += n
+        if self.bar is not None:
+            self.bar.update(n)
+        if self._lines:
+            now = time.perf_counter()
+            if now - self._last >= PROGRESS_EVERY:
+                self._print_line(now)
+
+    def set_postfix(self, **values: Any) -> None:
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+        if self.bar is not None:
+            self.bar.set_postfix(**values)
+
+    def write(self, message: str, file: Any = None) -> None:
+        """Print `message` on a line of its own (above the bar, if one is shown)."""
+        if self.bar is not None:
+            self.bar.write(message, file=file or sys.stdout)
+        else:
+            print(message, file=file or sys.stdout)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.bar is not None:
+            self.bar.close()
+        if self._printed:
+            self._print_line(time.perf_counter())
+
+    def line(self, now: float | None = None) -> str:
+        """The plain progress line: `<desc>: <n>/<total> (<pct> %), <seconds> s[, <postfix>]`."""
+        now = time.perf_counter() if now is None else now
+        amount = self._amount(self.n)
+        if self._total:
+            amount += f"/{self._amount(self._total)} ({100 * self.n / self._total:.0f} %)"
+        else:
+            amount += f" {self.unit}"
+        return f"{self.desc}: {amount}, {now - self._start:.1f} s" + (f", {self.postfix}" if self.postfix else "")
+
+    def _amount(self, value: float) -> str:
+        if self.unit_scale:
+            from tqdm import tqdm
+
+            return tqdm.format_sizeof(value, self.unit)
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+    def _print_line(self, now: float) -> None:
+        text = self.line(now) + "\n"
+        for stream in self._lines:
+            stream.write(text)
+            stream.flush()
+        self._last, self._printed = now, True
+
+
 _WARNED: set[str] = set()
 
 

@@ -30,7 +30,7 @@ import av
 import cv2
 import numpy as np
 
-from utils import InputError, StageClock, parse_shard, resolve_device, run_cli
+from utils import InputError, Progress, StageClock, parse_shard, resolve_device, run_cli
 
 FLOW_BOUND = 20.0  # method §12.4: quantisation scale 256/(2·20) = 6.4 (saturation near ±20 px)
 JPEG_QUALITY = 95  # cv2.imwrite's default, as the authors wrote their frames
@@ -599,7 +599,7 @@ def write_frame_folders(
     rgb/k.jpg is frame k-1 and flow_{x,y}/k.jpg the flow k-1 → k, JPEG quality 95, the same bytes that
     `rgb_flow_frames(jpeg=True)` decodes. Atomic per video (a hidden temp folder renamed at the end) and resumable:
     a finished folder is skipped, a temp folder left by a crash is removed and redone. InputError for a bad video.
-    progress=True shows a per-frame tqdm bar. flow, device, workers: as `rgb_flow_frames`.
+    progress=True shows per-frame progress (utils.Progress). flow, device, workers: as `rgb_flow_frames`.
     """
     video_path = Path(video_path)
     final = Path(out_dir) / video_path.stem
@@ -614,10 +614,8 @@ def write_frame_folders(
         k = 0
         pairs = _pairs(video_path, fps, short_side, True, workers, flow, device)
         if progress:
-            from tqdm import tqdm
-
             total = probe_video(video_path, fps).num_frames_25 - 1
-            pairs = tqdm(pairs, total=total, desc=video_path.name, unit="frame", leave=False, dynamic_ncols=True)
+            pairs = Progress(pairs, total=total, desc=video_path.name, unit="frame", leave=False)
         for k, (rgb, (fx, fy)) in enumerate(pairs, start=1):
             for d, data in zip(dirs, (rgb, fx, fy), strict=True):
                 (d / _frame_name(k)).write_bytes(data)
@@ -681,8 +679,6 @@ def frames_cli(argv: list[str] | None = None) -> int:
 
 def _write_all_frame_folders(args: argparse.Namespace) -> int:
     """frames_cli's body: flag checks (InputError → exit 2), then every video of the shard; 1 if any failed."""
-    from tqdm import tqdm
-
     shard, nshards = parse_shard(args.shard)
     video_dir = Path(args.video_dir)
     if not video_dir.is_dir():
@@ -697,7 +693,8 @@ def _write_all_frame_folders(args: argparse.Namespace) -> int:
     done, skipped, failed, n_frames = [], [], [], 0
     out_dir = Path(args.output_dir)
     t0 = time.perf_counter()
-    for v in tqdm(videos, desc="videos", unit="video", dynamic_ncols=True):
+    shown = Progress(videos, desc="videos", unit="video")
+    for v in shown:
         if (out_dir / v.stem).is_dir():
             skipped.append(v)
             continue
@@ -709,11 +706,11 @@ def _write_all_frame_folders(args: argparse.Namespace) -> int:
             done.append(v)
             n_frames += sum(1 for _ in (folder / "flow_x").iterdir())
         except InputError as e:
-            tqdm.write(f"failed: {e}")
+            shown.write(f"failed: {e}")
             failed.append(str(e))
         except Exception as e:  # a broken file must not stop a long run; it is listed in the summary
             msg = f"{v}: {type(e).__name__}: {_one_line(e)}"
-            tqdm.write(f"failed: {msg}")
+            shown.write(f"failed: {msg}")
             failed.append(msg)
     dt = time.perf_counter() - t0
     print(f"\n{'videos':<10}{'count':>7}\n{'written':<10}{len(done):>7}   {n_frames} frame pairs in {dt:.0f} s")

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import hsv_to_rgb, to_rgb  # noqa: E402
 
 from postprocess import DISPLAY_MERGE_TIOU, DISPLAY_MIN_SCORE, display_detections  # noqa: E402
-from utils import atomic_path  # noqa: E402
+from utils import Progress, atomic_path  # noqa: E402
 
 DPI = 100
 VIDEO_FIGSIZE = (12.0, 8.0)  # inches → 1200×800 px at DPI
@@ -365,12 +365,10 @@ def save_test_visuals(
     video_paths: optional {video: file} for keyframe strips. show_all: see plot_video. note: added to each video
     picture's title (the demo says its features are synthetic).
     """
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, r in tqdm(results.items(), desc="pictures", unit="video", disable=not progress):
+    for name, r in Progress(results.items(), desc="pictures", unit="video", enabled=progress):
         seg = _numpy(r["seg_score"]) if "seg_score" in r else _softmax(_numpy(r["cas"]))
         written.append(
             plot_video(

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from utils import InputError
+from utils import InputError, Progress
 
 # The flat annotation form of dataset.read_annotations:
 #   {video_id: {"subset": str, "duration": float | None, "annotations": [{"label": str, "segment": [s, e]}]}}
@@ -97,9 +96,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 class _ReadProgress:
-    """A binary file whose reads advance a tqdm bar (bytes): unpickling a multi-GB file shows progress."""
+    """A binary file whose reads advance a progress display (bytes): unpickling a multi-GB file shows progress."""
 
-    def __init__(self, f: Any, bar: tqdm) -> None:
+    def __init__(self, f: Any, bar: Progress) -> None:
         self._f, self._bar = f, bar
 
     def read(self, n: int = -1) -> bytes:
@@ -139,8 +138,7 @@ def read_npy(path: str | os.PathLike, *, progress: bool = False) -> np.ndarray:
                 f.seek(0)
                 return np.load(f, allow_pickle=False)  # plain numbers or strings: no pickle involved
             size = os.fstat(f.fileno()).st_size
-            disable = None if progress else True  # None: a bar only on a terminal
-            with tqdm(total=size, unit="B", unit_scale=True, desc=f"read {path.name}", disable=disable) as bar:
+            with Progress(total=size, unit="B", unit_scale=True, desc=f"read {path.name}", enabled=progress) as bar:
                 array = _RestrictedUnpickler(_ReadProgress(f, bar), encoding="bytes").load()
     except _Refused as e:
         raise InputError(

@@ -22,6 +22,7 @@ from reference_postprocess import ref_display_detections
 
 import dataset
 import localize
+import utils
 from model import ACRNet
 from postprocess import DISPLAY_MERGE_TIOU, DISPLAY_MIN_SCORE, detect
 from utils import InputError, OutputError, save_checkpoint
@@ -495,7 +496,7 @@ def test_full_disk_stops_a_folder_run_with_one_line(tmp_path, clip, thumos_ckpt,
     assert sorted(p.name for p in rgb.parent.iterdir()) == [], "no temporary left behind"
 
 
-def test_stage_times_stale_temps_and_no_progress(tmp_path, clip, thumos_ckpt, capsys):
+def test_stage_times_stale_temps_and_no_progress(tmp_path, clip, thumos_ckpt, capsys, monkeypatch):
     folder = tmp_path / "videos"
     folder.mkdir()
     for name in ("a.mp4", "b.mp4"):
@@ -526,10 +527,11 @@ def test_stage_times_stale_temps_and_no_progress(tmp_path, clip, thumos_ckpt, ca
         [float(a) + float(b) for a, b in zip(rows["a"][-6:], rows["b"][-6:], strict=True)], abs=0.02
     )
 
-    cfg.progress = True  # the second run: features cached, and the bar is back
+    cfg.progress = True  # the second run: features cached, and the progress is back (stderr is no terminal here:
+    monkeypatch.setattr(utils, "PROGRESS_EVERY", 0.0)  # plain lines, at every video with this interval)
     assert localize.run(cfg, extract_fn=fake_extractor(calls)) == 0
     printed, err = capsys.readouterr()
-    assert len(calls) == 2 and "videos" in err
+    assert len(calls) == 2 and "videos: 1/2 (50 %), " in err and "\r" not in err
     assert printed.count("time: features cached, ACRNet") == 2
     rows = {c[0]: c for c in map(table_cells, printed[printed.index("summary:") :].splitlines()[3:]) if c[0]}
     assert rows["a"][-6:-3] == ["cached"] * 3

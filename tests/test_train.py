@@ -124,7 +124,7 @@ def test_run_keeps_the_rounded_best_checkpoint(tiny_data, tmp_path, monkeypatch,
     def fake_test_pass(model, split, cfg, device, keep_scores=False):
         avg = next(avgs)
         preds = {v: [{"label": split.classes[0], "score": avg, "segment": [0.0, 1.0]}] for v in split.videos}
-        return inference.EvalResult(0.5, np.full(7, avg), preds, {})
+        return inference.EvalResult(0.5, np.full(7, avg), preds, {}, np.full((len(split.classes), 7), avg))
 
     monkeypatch.setattr(train, "test_pass", fake_test_pass)
     save = tmp_path / "run"
@@ -138,6 +138,8 @@ def test_run_keeps_the_rounded_best_checkpoint(tiny_data, tmp_path, monkeypatch,
     assert {p["score"] for ps in results.values() for p in ps} == {0.4006}
     out = capsys.readouterr().out
     assert "best test mAP (%) at step 2 of 3" in out and "40.1" in out
+    (line,) = [line for line in out.splitlines() if line.startswith("step 3 of 3: ")]  # the record's line
+    assert line.endswith("| test mAP@AVG 40.1 %, acc 50.0 % | kept: step 2, 40.1 %")
 
 
 # --- Split.subset ------------------------------------------------------------------------------------------------
