@@ -548,8 +548,8 @@ def test_properties_on_random_small_problems(problem):
 # --- smoke test on THUMOS14 test ground truth ----------------------------------------------------------------------
 
 
-def test_smoke_thumos14_test(shared_data):
-    db = json.loads((shared_data / "thumos14" / "annotations.json").read_text())
+def test_smoke_thumos14_test(real_annotations):
+    db = json.loads((real_annotations / "thumos14" / "annotations.json").read_text())
     gt = gt_file(db)
     rng = np.random.default_rng(0)
     rows = []
