@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import postprocess
-from utils import InputError, format_thresholds, is_finite_number, parse_act_th, parse_seeds, read_json
+from utils import (
+    InputError,
+    format_thresholds,
+    is_finite_number,
+    number_problem,
+    parse_act_th,
+    parse_seeds,
+    read_json,
+    show_value,
+)
 
 # method §8 per-dataset settings (the authors' values); a flag given on the command line overrides them.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -130,7 +139,7 @@ def check_range(flag: str, value: Any) -> None:
     """One numeric flag against FLAG_RANGES (None = not set) → InputError `--<flag> <value>: must be <rule>`."""
     ok, must = FLAG_RANGES[flag]
     if value is not None and not (is_finite_number(value) and ok(value)):
-        shown = f"{value:g}" if isinstance(value, float) else value
+        shown = f"{value:g}" if type(value) is float else show_value(value)
         raise InputError(f"--{flag} {shown}: must be {must}")
 
 
@@ -195,12 +204,19 @@ def _read_yaml(path: Path) -> Any:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1} column {where.column + 1}" if where else ""
         raise InputError(f"{path}: not valid YAML ({getattr(e, 'problem', None) or type(e).__name__}{at})") from None
+    except ValueError as e:  # an integer over Python's 4300-digit conversion limit
+        raise InputError(f"{path}: a number it holds cannot be read ({str(e).split(';')[0]})") from None
 
 
 def _setting(path: Path, key: str, value: Any, kind: str) -> Any:
     """One setting of a file, by its Config type (`kind`: "int", "float | None", "list[float]", ...) → the value."""
     number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
     base = kind.replace(" | None", "")
+    original = value
+    numbers = value if base.startswith("list[") and isinstance(value, list) else [value]
+    for x in numbers:  # 1e400, a 400-digit integer, NaN, Infinity: named as written, not as inf / nan
+        if number(x) and not is_finite_number(x):
+            raise InputError(f"{path}: setting {key}: {number_problem(x)}")
     try:
         if value is None and "None" in kind:
             return None
@@ -210,6 +226,8 @@ def _setting(path: Path, key: str, value: Any, kind: str) -> Any:
             value = parse_seeds(value)
         elif base == "float" and isinstance(value, str):
             value = float(value)  # YAML reads 1e-4 (no dot) as a string
+            if not math.isfinite(value):
+                raise InputError(f"setting {key}: {show_value(original)} is not a finite number")  # (path added below)
         ok = {
             "bool": lambda v: isinstance(v, bool),
             "int": lambda v: number(v) and isinstance(v, int),
@@ -225,7 +243,7 @@ def _setting(path: Path, key: str, value: Any, kind: str) -> Any:
             check_range(key, value)
     except ValueError:
         expected = f"one of {', '.join(CHOICES[key])}" if key in CHOICES else f"a value of type {kind}"
-        raise InputError(f"{path}: setting {key}: {value!r} is not {expected}") from None
+        raise InputError(f"{path}: setting {key}: {show_value(value)} is not {expected}") from None
     except InputError as e:
         raise InputError(f"{path}: {e}") from None
     return value

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from utils import InputError, Progress, atomic_text_write, is_finite_number, read_json, warn_once
+from utils import InputError, JSONNumber, Progress, atomic_text_write, number_problem, read_json, warn_once
 from wtalc import (
     WTALC_FEATURES,
     WTALC_NAMES,
@@ -167,6 +167,14 @@ def _read_text(path: Path) -> str:
         raise InputError(f"{path}: cannot read ({type(e).__name__})") from None
 
 
+def _seconds(text: str) -> float | None:
+    """A txt file's number → float (inf for 1e400 or 400 digits, nan for 'nan'), or None if it is no number."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _parse_segment_lines(path: Path) -> list[tuple[str, float, float]]:
     """Lines `video start end` (any whitespace; blank lines ignored) → [(video, start, end)]."""
     rows = []
@@ -174,14 +182,13 @@ def _parse_segment_lines(path: Path) -> list[tuple[str, float, float]]:
         parts = line.split()
         if not parts:
             continue
-        try:
-            if len(parts) != 3:
-                raise ValueError
-            start, end = float(parts[1]), float(parts[2])
-            if not (np.isfinite(start) and np.isfinite(end)):
-                raise ValueError
-        except ValueError:
-            raise InputError(f"{path}:{lineno}: expected 'video start end' (seconds), got {line.strip()!r}") from None
+        if len(parts) != 3:
+            raise InputError(f"{path}:{lineno}: expected 'video start end' (seconds), got {line.strip()[:80]!r}")
+        start, end = _seconds(parts[1]), _seconds(parts[2])
+        for name, text, value in (("start", parts[1], start), ("end", parts[2], end)):
+            if value is None or not math.isfinite(value):
+                problem = number_problem(text if value is None else JSONNumber(text))  # as written, shortened
+                raise InputError(f"{path}:{lineno}: video {parts[0]}: segment {name} {problem}")
         problem = segment_problem(start, end)
         if problem is not None:
             raise InputError(f"{path}:{lineno}: video {parts[0]}: {problem}")
@@ -274,22 +281,24 @@ def _read_json_annotations(path: Path) -> Annotations:
         if not isinstance(entry, dict) or not isinstance(entry.get("subset"), str):
             raise InputError(f"{where}: entry has no 'subset' string (not an annotation file?)")
         duration = entry.get("duration")
-        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
-            raise InputError(f"{where}: 'duration' is not a number")
+        if duration is not None and number_problem(duration) is not None:
+            raise InputError(f"{where}: duration {number_problem(duration)}")
         anns = entry.get("annotations", [])
         if not isinstance(anns, list):
             raise InputError(f"{where}: 'annotations' is not a list")
         clean = []
-        for a in anns:
+        for i, a in enumerate(anns):
             seg = a.get("segment") if isinstance(a, dict) else None
             if (
                 not isinstance(a, dict)
                 or not isinstance(a.get("label"), str)
                 or not isinstance(seg, list)
                 or len(seg) != 2
-                or not all(map(is_finite_number, seg))
             ):
                 raise InputError(f"{where}: annotation {a!r} is not {{'label': str, 'segment': [start, end]}}")
+            for end, x in zip(("start", "end"), seg, strict=True):
+                if number_problem(x) is not None:
+                    raise InputError(f"{where}: annotation {i} ({a['label']}): segment {end} {number_problem(x)}")
             if a["label"] == AMBIGUOUS_LABEL:  # some THUMOS14 JSONs list these; a filter (Ambiguous_test.txt), no class
                 continue
             clean.append({"label": a["label"], "segment": [float(seg[0]), float(seg[1])]})

@@ -34,7 +34,7 @@ from dataset import (
     warn_odd_segments,
 )
 from postprocess import filter_ambiguous
-from utils import InputError, format_table, is_finite_number, read_json, run_cli
+from utils import InputError, format_table, number_problem, read_json, run_cli
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")  # numpy model: 0/0 is nan, not an exception
@@ -189,15 +189,17 @@ def read_predictions(path: str | Path) -> dict[str, list[dict[str, Any]]]:
             if not (
                 isinstance(p, dict)
                 and isinstance(p.get("label"), str)
-                and is_finite_number(p.get("score"))
+                and "score" in p
                 and isinstance(seg, list)
                 and len(seg) == 2
-                and all(map(is_finite_number, seg))
             ):
                 raise InputError(
                     f"{path}: video {video!r} prediction {i}: expected {{'label': str, 'score': number, "
                     f"'segment': [start, end]}}, got {json.dumps(p)[:80]}"
                 )
+            for field, x in (("score", p["score"]), ("segment start", seg[0]), ("segment end", seg[1])):
+                if number_problem(x) is not None:
+                    raise InputError(f"{path}: video {video!r} prediction {i}: {field} {number_problem(x)}")
             problem = segment_problem(*map(float, seg))
             if problem is not None:
                 raise InputError(f"{path}: video {video!r} prediction {i}: {problem}")

@@ -43,21 +43,116 @@ class OutputError(InputError):
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Parse a JSON file; a missing, unreadable or malformed file → InputError naming it (one line)."""
+    """Parse a JSON file; a missing, unreadable or malformed file → InputError naming it (one line).
+
+    Stricter than json.loads where it would silently read something else than the file says: a key listed twice in
+    one object (json.loads keeps the last: a duplicated video id replaced the first entry) → InputError naming the
+    key. Numbers float64 cannot hold as finite values (1e400, a 400-digit integer) and NaN / Infinity read as
+    `JSONNumber` (inf or nan, shown as written), which every finiteness check refuses (`number_problem`).
+    """
     path = Path(path)
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+            raise InputError(f"{path}: key {key!r} appears twice in one object (JSON readers keep only the last)")
+        return obj
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read ({type(e).__name__})") from None
+    try:
+        return json.loads(
+            text, object_pairs_hook=unique_keys, parse_float=_json_float, parse_int=_json_int,
+            parse_constant=JSONNumber,
+        )  # fmt: skip
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
+
+
+class JSONNumber(float):
+    """A JSON number float64 cannot hold as a finite value (1e400, a 400-digit integer), or NaN / Infinity: the float
+    it reads as (inf / nan, so every finiteness check refuses it) that shows as written in messages."""
+
+    text: str
+
+    def __new__(cls, text: str) -> JSONNumber:
+        self = super().__new__(cls, float(text))  # float() takes any number of digits (int() stops at 4300)
+        self.text = text
+        return self
+
+    def __repr__(self) -> str:
+        return _shorten_digits(self.text)
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    return value if math.isfinite(value) else JSONNumber(text)
+
+
+def _json_int(text: str) -> int | float:
+    return int(text) if math.isfinite(float(text)) else JSONNumber(text)
+
+
+def _shorten_digits(text: str, keep: int = 10) -> str:
+    """A long number as `1000000000…0000000000 (401 digits)`; short ones as they are."""
+    if len(text) <= 2 * keep + 4:
+        return text
+    digits = sum(c.isdigit() for c in text)
+    return f"{text[:keep]}…{text[-keep:]} ({digits} digits)"
+
+
+def show_value(x: Any) -> str:
+    """A value read from a file, for a one-line message: JSON's spelling (true, null, "text"), long numbers shortened,
+    containers by their type."""
+    if x is None or isinstance(x, bool | str):
+        return _shorten_digits(json.dumps(x), 40) if isinstance(x, str) else json.dumps(x)
+    if isinstance(x, JSONNumber):
+        return repr(x)
+    if isinstance(x, int | np.integer):
+        try:
+            return _shorten_digits(str(x))
+        except ValueError:  # over Python's 4300-digit conversion limit
+            return f"an integer of about {int(int(x).bit_length() * math.log10(2)) + 1} digits"
+    if isinstance(x, float | np.floating):
+        return repr(float(x))
+    if isinstance(x, list | dict):
+        text = json.dumps(x, default=repr)
+        return text if len(text) <= 60 else f"{text[:57]}..."
+    return f"a {type(x).__name__}"
 
 
 def is_finite_number(x: Any) -> bool:
-    """A JSON number (int or float, not bool) that is finite."""
-    return isinstance(x, int | float) and not isinstance(x, bool) and bool(np.isfinite(x))
+    """A number (Python or NumPy int or float, not bool) that is finite as a float64: a 400-digit integer is not."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int beyond float64's range
+        return False
+
+
+def number_problem(x: Any) -> str | None:
+    """Why `x`, a value read from a file, is not a finite number → a phrase naming it (`true is not a number`,
+    `1e400 is not a finite number`), or None when it is one."""
+    if is_finite_number(x):
+        return None
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):
+        kind = " (a string)" if isinstance(x, str) else ""
+        return f"{show_value(x)} is not a number{kind}"
+    return f"{show_value(x)} is not a finite number"
 
 
 # --- atomic outputs ----------------------------------------------------------------------------------------------

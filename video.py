@@ -30,7 +30,7 @@ import av
 import cv2
 import numpy as np
 
-from utils import InputError, Progress, StageClock, parse_shard, resolve_device, run_cli
+from utils import InputError, Progress, StageClock, parse_shard, resolve_device, run_cli, warn_once
 
 FLOW_BOUND = 20.0  # method §12.4: quantisation scale 256/(2·20) = 6.4 (saturation near ±20 px)
 JPEG_QUALITY = 95  # cv2.imwrite's default, as the authors wrote their frames
@@ -264,12 +264,14 @@ def iter_frames(path: str | os.PathLike, fps: float = 25.0, short_side: int = 25
         return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR) if img.shape[1::-1] != size else img
 
     prev = prev_img = None  # previous decoded frame and its resized RGB (made only if it is shown)
-    n_decoded = 0
+    n_decoded, first_pts = 0, None
+    stated = _stated_length(container, stream)
     try:
         with container:
             for frame in container.decode(stream):
                 if frame.pts is None:
                     frame.pts = timeline.next_pts()
+                first_pts = frame.pts if first_pts is None else first_pts
                 if size is None:
                     size = resized_size(frame.width, frame.height, short_side)
                 n_prev, n = timeline.push(frame.pts, frame.duration or 0)
@@ -286,11 +288,43 @@ def iter_frames(path: str | os.PathLike, fps: float = 25.0, short_side: int = 25
         raise InputError(f"{path}: decoding failed after {n_decoded} frames ({_one_line(e)})") from None
     if prev is None:
         raise InputError(f"{path}: no decodable video frame")
+    warn_if_truncated(path, stated, n_decoded, float((timeline.last_pts + timeline.last_est - first_pts) * timeline.tb))
     n = timeline.sync.flush()
     if n:
         prev_img = rgb(prev) if prev_img is None else prev_img
         for _ in range(n):
             yield prev_img
+
+
+def _stated_length(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> tuple[int, float | None]:
+    """What the container says the video stream holds, before decoding → (frames or 0, seconds or None). The
+    container's own duration is taken only for a file with no other stream (an audio track may run longer)."""
+    seconds = None
+    if stream.duration:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration and len(container.streams) == 1:
+        seconds = container.duration / av.time_base
+    return stream.frames or 0, seconds
+
+
+def warn_if_truncated(path: str | os.PathLike, stated: tuple[int, float | None], frames: int, seconds: float) -> None:
+    """One warning line when decoding ended well before the length the container states (`stated`: frames or 0,
+    seconds or None): a half-downloaded file decodes its first part without any error. Well = more than 2 frames
+    and 1 % short (or 0.25 s and 1 %, where only a duration is stated); real files end within 2 frames of it."""
+    n_stated, s_stated = stated
+    if n_stated > 0:
+        if n_stated - frames > max(2, 0.01 * n_stated):
+            warn_once(
+                f"{path}: decoded {frames} of the {n_stated} video frames its container states: the file looks "
+                "truncated (half-downloaded?); only the decoded part is used"
+            )
+    elif s_stated is not None and s_stated - seconds > max(0.25, 0.01 * s_stated):
+        warn_once(
+            f"{path}: decoded {seconds:.1f} s of the {s_stated:.1f} s of video its container states: the file looks "
+            "truncated (half-downloaded?); only the decoded part is used"
+        )
 
 
 def probe_video(path: str | os.PathLike, fps: float = 25.0) -> VideoInfo:

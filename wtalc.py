@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from utils import InputError, Progress
+from utils import InputError, Progress, is_finite_number
 
 # The flat annotation form of dataset.read_annotations:
 #   {video_id: {"subset": str, "duration": float | None, "annotations": [{"label": str, "segment": [s, e]}]}}
@@ -174,10 +174,6 @@ def _wtalc_list(x: Any, path: Path, video: str) -> list[Any]:
     return list(x)
 
 
-def _finite_number(x: Any) -> bool:
-    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool) and bool(np.isfinite(x))
-
-
 def is_wtalc_annotations(folder: str | os.PathLike) -> bool:
     """Is `folder` a W-TALC `<Name>-Annotations/` folder (it holds videoname.npy)?"""
     return (Path(folder) / "videoname.npy").is_file()
@@ -240,7 +236,7 @@ def read_wtalc_folder(folder: str | os.PathLike) -> tuple[list[str], list[str], 
         for label, seg in zip(labs, segs, strict=True):
             if label not in known:
                 raise InputError(f"{files['labels']}: video {video}: label {label!r} is not in classlist.npy")
-            if not (isinstance(seg, list | tuple | np.ndarray) and len(seg) == 2 and all(map(_finite_number, seg))):
+            if not (isinstance(seg, list | tuple | np.ndarray) and len(seg) == 2 and all(map(is_finite_number, seg))):
                 raise InputError(f"{files['segments']}: video {video}: segment {seg!r} is not [start, end] (seconds)")
             anns.append({"label": label, "segment": [float(seg[0]), float(seg[1])]})
         dur = float(duration[i])
