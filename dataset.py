@@ -35,6 +35,9 @@ from wtalc import (
 FEATURE_DIM = 1024  # channels per modality (I3D Mixed_5c)
 AMBIGUOUS_LABEL = "Ambiguous"  # THUMOS14's "Ambiguous" segments feed the prediction filter (method §9.7), not a class
 MIN_SNIPPETS = 11  # method §7.2: videos with L <= 10 snippets are skipped
+FPS, RATE = 25.0, 16  # a snippet is 16 frames decoded at 25 fps (method §1): L ≈ duration · 25 / 16
+SNIPPET_SLACK = 4  # snippets L may differ from duration · fps / rate (rounded durations, trailing frames) ...
+SNIPPET_SLACK_FRACTION = 0.05  # ... or this fraction of it, whichever is larger, before a warning
 SHIPPED_AMBIGUOUS = Path(__file__).resolve().parent / "result" / "ambiguous.txt"  # THUMOS14's Ambiguous_test.txt
 
 THUMOS14_CLASSES: list[str] = [
@@ -57,9 +60,14 @@ class DatasetInfo:
     dropped_test: tuple[str, ...]  # test videos removed for annotation errors (method §7.2)
     tiou_thresholds: tuple[float, ...]  # evaluation tIoUs (method §10), exactly numpy.linspace's values
     num_classes: int
+    other_subsets: tuple[str, ...] = ()  # subsets of the official files that no split uses (ActivityNet's "testing")
 
     def feature_dir(self, split: str) -> str:
         return dict(self.feature_dirs)[split]
+
+    @property
+    def subsets(self) -> tuple[str, ...]:
+        return (self.train_subset, self.test_subset, *self.other_subsets)
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -90,6 +98,7 @@ DATASETS: dict[str, DatasetInfo] = {
             dropped_test=(),
             tiou_thresholds=tuple(np.linspace(0.5, 0.95, 10).tolist()),
             num_classes=n,
+            other_subsets=("testing",),  # no public labels
         )
         for v, n in (("1.2", 100), ("1.3", 200))
     },
@@ -348,6 +357,22 @@ def check_class_list(annotations: Annotations, info: DatasetInfo, source: str | 
         warn_once(f"{source}: {len(classes)} classes, but {info.name} has {info.num_classes}{hint}")
 
 
+def warn_unknown_subsets(
+    annotations: Annotations, info: DatasetInfo, source: str | os.PathLike, also: Sequence[str] = ()
+) -> None:
+    """One warning line when videos have a subset the dataset does not know (`"TEST"`, `"valid"`): no split takes
+    them, so they would drop out silently. Names the values with their video counts; `also` are extra known ones."""
+    known = {*info.subsets, *also}
+    counts = Counter(e["subset"] for e in annotations.values() if e["subset"] not in known)
+    if counts:
+        listed = ", ".join(f"{s!r} ({n})" for s, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
+        more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+        warn_once(
+            f"{source}: {counts.total()} video(s) with a subset {info.name} does not have, not used: {listed}{more} "
+            f"(its subsets: {', '.join(info.subsets)})"
+        )
+
+
 def id_candidates(video: str) -> list[str]:
     """The id itself, then its `v_`-prefixed and `v_`-stripped forms (ActivityNet: bare YouTube id vs file stem)."""
     out = [video, f"v_{video}"]
@@ -596,6 +621,8 @@ def load_split(
     annotation_file: str | os.PathLike | None = None,
     progress: bool = True,
     ambiguous: bool = True,
+    fps: float = FPS,
+    rate: int = RATE,
 ) -> Split:
     """Load and validate one split (method §7): annotations, subset, drops, feature files, the ≤10-snippet skip.
 
@@ -603,7 +630,8 @@ def load_split(
     NaN/Inf): a bad one raises one InputError line naming the file, or with `skip_bad` is skipped and listed in
     `Split.skipped`. `annotation_file` overrides the dataset's default (a .json file or a THUMOS14 txt folder).
     THUMOS14 test: the Ambiguous segments (method §9.7) are required (InputError if no file is found) unless
-    `ambiguous=False`, which leaves `Split.ambiguous` empty (no filter).
+    `ambiguous=False`, which leaves `Split.ambiguous` empty (no filter). Snippet counts far from what the annotated
+    durations allow at `fps` / `rate` → one warning line (`warn_snippet_counts`).
     """
     info = dataset_info(data_name)
     _check_split(split)  # before any file is read
@@ -611,7 +639,7 @@ def load_split(
     if wtalc is not None:
         return load_wtalc_split(
             *wtalc, data_name, split, skip_bad=skip_bad, annotation_file=annotation_file, progress=progress,
-            ambiguous=ambiguous,
+            ambiguous=ambiguous, fps=fps, rate=rate,
         )  # fmt: skip
     root = _dataset_root(info, Path(data_path))
     source = Path(annotation_file) if annotation_file is not None else _find_annotation_source(info, root)
@@ -620,6 +648,7 @@ def load_split(
     if not classes:
         raise InputError(f"{source}: no labelled action instances")
     check_class_list(annotations, info, source)
+    warn_unknown_subsets(annotations, info, source)
     ids, skipped = split_videos(annotations, data_name, split)
     if not ids:
         subsets = sorted({e["subset"] for e in annotations.values()})
@@ -676,7 +705,7 @@ def load_split(
         info, split, classes, annotations, kept, skipped, source,
         rgb_paths=[feat_dir / f"{s}_rgb.npy" for s in stems],
         flow_paths=[feat_dir / f"{s}_flow.npy" for s in stems],
-        ambiguous_near=(source, root) if ambiguous else None,
+        ambiguous_near=(source, root) if ambiguous else None, fps=fps, rate=rate,
     )  # fmt: skip
 
 
@@ -693,6 +722,8 @@ def _assemble_split(
     flow_paths: list[Path],
     ambiguous_near: tuple[Path, Path] | None,
     features: dict[str, np.ndarray] | None = None,
+    fps: float = FPS,
+    rate: int = RATE,
 ) -> Split:
     """The Split of the kept videos `kept` [(stem, annotation id, L)], in that order, for either layout: multi-hot
     labels, ground truth and durations from `annotations`; for the THUMOS14 test split the Ambiguous segments found
@@ -719,6 +750,7 @@ def _assemble_split(
         annotation_file=source,
         features=features,
     )
+    warn_snippet_counts(result, fps, rate)
     if info.name == "thumos14" and split == "test" and ambiguous_near is not None:
         amb_file = _find_ambiguous(*ambiguous_near)
         if amb_file is None:  # never switch the method §9.7 filter off silently
@@ -731,6 +763,31 @@ def _assemble_split(
         result.ambiguous = {s: amb[v] for s, v, _ in kept if v in amb}
         result.ambiguous_file = amb_file
     return result
+
+
+def warn_snippet_counts(split: Split, fps: float = FPS, rate: int = RATE) -> None:
+    """One warning line when videos have far more or fewer snippets than their annotated duration allows: L should
+    be about duration · fps / rate (a snippet is `rate` frames at `fps`, method §1). Far = more than SNIPPET_SLACK
+    snippets and SNIPPET_SLACK_FRACTION of that apart. Such features belong to another video or another frame rate,
+    and every predicted time of the video would be off (a 13.9 s video with 100,000 snippets got predictions at
+    64,000 s). Counts the videos and names the first few; videos without a duration are not checked."""
+    known = [i for i, d in enumerate(split.durations) if d is not None]
+    if not known:
+        return
+    L = np.asarray(split.num_snippets, dtype=np.float64)[known]
+    duration = np.asarray([split.durations[i] for i in known], dtype=np.float64)
+    expected = duration * fps / rate
+    off = np.flatnonzero(np.abs(L - expected) > np.maximum(SNIPPET_SLACK, SNIPPET_SLACK_FRACTION * expected))
+    if off.size:
+        shown = ", ".join(
+            f"{split.videos[known[i]]} ({L[i]:.0f} for {duration[i]:g} s, expected ~{expected[i]:.0f})" for i in off[:3]
+        )
+        more = f" and {off.size - 3} more" if off.size > 3 else ""
+        warn_once(
+            f"{split.annotation_file}: {off.size} {split.split} video(s) whose feature files hold far more or fewer "
+            f"snippets than their annotated duration allows at {rate} frames / {fps:g} fps: {shown}{more}; their "
+            "predicted times will be wrong (features of another video, or another --fps / --rate?)"
+        )
 
 
 # --- the W-TALC layout (the I3D features most weakly-supervised repositories share) ------------------------------
@@ -796,6 +853,8 @@ def load_wtalc_split(
     annotation_file: str | os.PathLike | None = None,
     progress: bool = True,
     ambiguous: bool = True,
+    fps: float = FPS,
+    rate: int = RATE,
 ) -> Split:
     """`load_split` for the W-TALC layout: the same Split, with the features in memory (`Split.features`).
 
@@ -817,6 +876,7 @@ def load_wtalc_split(
     classes = sorted(classlist) if annotation_file is None else class_names(annotations)
     if annotation_file is not None:
         check_class_list(annotations, info, source)
+    warn_unknown_subsets(annotations, info, source)
     ids, skipped = split_videos(annotations, info.name, split)
     if not ids:
         subsets = sorted({e["subset"] for e in annotations.values()})
@@ -851,7 +911,7 @@ def load_wtalc_split(
         rgb_paths=[features_file] * len(kept),
         flow_paths=[features_file] * len(kept),
         ambiguous_near=(folder, features_file.parent) if ambiguous else None,
-        features={names[i]: features[i] for _, i, _ in kept},
+        features={names[i]: features[i] for _, i, _ in kept}, fps=fps, rate=rate,
     )  # fmt: skip
 
 

@@ -32,6 +32,7 @@ from dataset import (
     segment_oddities,
     segment_problem,
     warn_odd_segments,
+    warn_unknown_subsets,
 )
 from postprocess import filter_ambiguous
 from utils import InputError, format_table, number_problem, read_json, run_cli
@@ -90,15 +91,25 @@ def interpolated_ap(tp: np.ndarray, num_gt: int) -> np.ndarray:
     return ap
 
 
-def match_video_ids(gt_videos: Sequence[str], pred_videos: Sequence[str]) -> dict[str, str]:
+def match_video_ids(
+    gt_videos: Sequence[str], pred_videos: Sequence[str], source: str | Path = "predictions"
+) -> dict[str, str]:
     """Prediction video id → ground-truth id: exact, else with a `v_` prefix added or stripped (ActivityNet's bare
-    YouTube ids vs `v_<id>` feature names). Ids with no counterpart are left out."""
+    YouTube ids vs `v_<id>` feature names). Ids with no counterpart are left out. Two prediction ids of one video
+    (`k` and `v_k`) → InputError naming them (`source`: the predictions file): both would be scored as that video."""
     gt = set(gt_videos)
-    out = {}
+    out: dict[str, str] = {}
+    taken: dict[str, str] = {}  # ground-truth id → the prediction id matched to it
     for video in pred_videos:
         key = next((k for k in id_candidates(video) if k in gt), None)
-        if key is not None:
-            out[video] = key
+        if key is None:
+            continue
+        if key in taken:
+            raise InputError(
+                f"{source}: videos {taken[key]!r} and {video!r} both name ground-truth video {key!r} (ids match "
+                "with or without 'v_'), so both would be scored as it; keep one"
+            )
+        out[video], taken[key] = key, video
     return out
 
 
@@ -239,6 +250,7 @@ def evaluate_files(
         dataset = "thumos14" if thumos else "activitynet"
     info = DATASETS[_dataset_key(dataset)]
     subset = subset or info.test_subset
+    warn_unknown_subsets(annotations, info, gt_path, also=[subset])
     dropped = set(info.dropped_test)
     ground_truth = {
         v: e["annotations"] for v, e in annotations.items() if e["subset"] == subset and v not in dropped
@@ -251,7 +263,7 @@ def evaluate_files(
         raise InputError(f"--tiou {' '.join(map(str, thresholds.tolist()))}: thresholds must lie in (0, 1]")
 
     predictions = read_predictions(pred_path)
-    ids = match_video_ids(list(ground_truth), list(predictions))
+    ids = match_video_ids(list(ground_truth), list(predictions), pred_path)
     if len(ids) < len(predictions):
         n = len(predictions) - len(ids)
         print(

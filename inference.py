@@ -46,6 +46,8 @@ def load_checked_split(cfg: Any, split: str) -> dataset.Split:
         annotation_file=cfg.annotation_file,
         progress=cfg.progress,
         ambiguous=cfg.ambiguous,
+        fps=cfg.fps,
+        rate=cfg.rate,
     )
     listed = None
     if cfg.skip_bad:  # written even when empty: a list left by an earlier run would name files no longer skipped

@@ -238,15 +238,15 @@ def test_load_split_all_real_thumos14_ids(tmp_path, real_annotations):
 def anet(tmp_path):
     """Official-layout ActivityNet file with v_-prefix cases: bare id ↔ v_ file, v_ id ↔ bare file, v_v_ files."""
     db = {
-        "abcdefghijk": {"subset": "training", "duration": 10.0, "annotations": [{"label": "B", "segment": [1, 2]}]},
-        "v_UmAH95xls": {"subset": "training", "duration": 20.0, "annotations": [{"label": "A", "segment": [0, 3]}]},
+        "abcdefghijk": {"subset": "training", "duration": 7.7, "annotations": [{"label": "B", "segment": [1, 2]}]},
+        "v_UmAH95xls": {"subset": "training", "duration": 8.3, "annotations": [{"label": "A", "segment": [0, 3]}]},
         "v_stripme123": {
             "subset": "training",
-            "duration": 5.5,
+            "duration": 9.0,
             "annotations": [{"label": "A", "segment": [0, 1]}, {"label": "C", "segment": [2, 3]}],
         },
         "exactmatch1": {"subset": "training", "annotations": [{"label": "C", "segment": [0.5, 1.5]}]},
-        "-01K1HxqPB8": {"subset": "validation", "duration": 7.0, "annotations": [{"label": "B", "segment": [0, 7]}]},
+        "-01K1HxqPB8": {"subset": "validation", "duration": 10.2, "annotations": [{"label": "B", "segment": [0, 7]}]},
         "testonly123": {"subset": "testing", "duration": 7.0, "annotations": []},
     }
     root = tmp_path / "activitynet"
@@ -267,7 +267,7 @@ def test_v_prefix_both_ways(anet):
     assert tr.classes == ["A", "B", "C"]
     np.testing.assert_array_equal(tr.labels, [[0, 0, 1], [1, 0, 1], [0, 1, 0], [1, 0, 0]])
     assert tr.ground_truth["v_abcdefghijk"] == [{"label": "B", "segment": [1.0, 2.0]}]
-    assert tr.durations == [None, 5.5, 10.0, 20.0]
+    assert tr.durations == [None, 9.0, 7.7, 8.3]  # L · 16 / 25 s: snippet counts that fit (warn_snippet_counts)
     te = D.load_split(anet["data"], "activitynet1.2", "test", progress=False)
     assert te.videos == ["v_-01K1HxqPB8"] and te.num_snippets == [16] and te.ambiguous == {}
     # ground_truth() matches either form of the id
