@@ -189,6 +189,26 @@ def read_settings(path: str | Path) -> dict[str, Any]:
     return settings
 
 
+class _DuplicateKey(Exception):
+    """(key, line) of a key that a YAML mapping holds twice."""
+
+
+def _unique_key_loader(yaml: Any) -> type:
+    """yaml.SafeLoader that refuses a key given twice in one mapping (SafeLoader keeps the last one silently)."""
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, str | int | float | bool) and key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def _read_yaml(path: Path) -> Any:
     import yaml
 
@@ -199,7 +219,9 @@ def _read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read ({type(e).__name__})") from None
     try:
-        return yaml.safe_load(text)  # plain data only: never constructs objects
+        return yaml.load(text, Loader=_unique_key_loader(yaml))  # plain data only: never constructs objects
+    except _DuplicateKey as e:
+        raise InputError(f"{path}: key {e.args[0]!r} appears twice in one mapping (line {e.args[1]})") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1} column {where.column + 1}" if where else ""

@@ -330,6 +330,7 @@ def test_yaml_settings_and_flags_over_them(tmp_path):
         ("init_lr: -1.0\n", "--init_lr -1: must be a finite number > 0"),
         ("init_lr: abc\n", 'setting init_lr: "abc" is not a value of type float'),
         ("- 1\n- 2\n", "expected a mapping of settings (setting: value)"),
+        ("num_seg: 8\npool: true\nnum_seg: 9\n", "key 'num_seg' appears twice in one mapping (line 3)"),
         ("a: [1\n", "not valid YAML (expected ',' or ']', but got '<stream end>' at line 2 column 1)"),
     ],
 )
