@@ -364,6 +364,15 @@ def _ground_truth(
     )
 
 
+def check_ground_truth(
+    annotations: Mapping[str, Mapping[str, Any]], dataset: str, subset: str, *, source: str = "ground truth"
+) -> None:
+    """What `diagnose` would refuse in the ground truth (settings, instances, characteristics, durations), cheaply,
+    so that a command line can say so before its other work (InputError)."""
+    names = characteristic_names(dataset, subset)
+    _ground_truth(annotations, subset, names, {x: BINS[dataset][x] for x in names}, source)
+
+
 @dataclass
 class _Predictions:
     """Predictions with a known label, in input order (videos, then each video's list) → arrays [P]."""

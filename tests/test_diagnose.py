@@ -349,3 +349,96 @@ def test_activitynet_real_annotations_subset_agrees_with_the_reference(real_anno
     scores = rng.permutation(len(rows)) / len(rows)
     out, _ = check(db, results([(*r, sc) for r, sc in zip(rows, scores, strict=True)]), "activitynet", "validation")
     assert out["extra"]["num_ground_truth"] > 150
+
+
+# --- command lines ---------------------------------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_diagnose_writes_the_json_tables_and_figures(real_annotations, tmp_path, capsys):
+    import evaluate
+
+    gt_path = real_annotations / "thumos14" / "annotations.json"
+    db = read_annotations(gt_path)
+    preds = thumos14_predictions(db)
+    preds["video_test_0000270"] = [{"label": "Diving", "score": 0.5, "segment": [1.0, 2.0]}]  # dropped: ignored
+    preds["video_validation_0000051"] = [{"label": "Diving", "score": 0.5, "segment": [1.0, 2.0]}]  # another subset
+    pred_path = tmp_path / "p.json"
+    pred_path.write_text(json.dumps({"results": preds}))
+    out_dir = tmp_path / "diag"
+    assert evaluate.main([str(gt_path), str(pred_path), "--diagnose", str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "false-positive profile" in printed and "| num-instances  |" in printed and "diagnosis →" in printed
+    written = json.loads((out_dir / "diagnosis.json").read_text())
+    dropped = set(evaluate.DATASETS["thumos14"].dropped_test)
+    evaluated = {v: e for v, e in db.items() if e["subset"] == "test" and v not in dropped}
+    assert written == diagnose.diagnose(
+        evaluated, {v: p for v, p in preds.items() if v in evaluated}, "thumos14", "test"
+    )
+    for name in diagnose.FIGURES:
+        data = (out_dir / name).read_bytes()
+        assert data.startswith(PNG) and 10_000 < len(data) < 150_000, name
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(["diagnosis.json", *diagnose.FIGURES])  # no temps
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--gt_txt"], "has no duration, which the diagnosis needs"),
+        (["--dataset", "activitynet", "--subset", "test"], "--subset test: the diagnosis has ActivityNet settings"),
+        (["--out_file"], "--diagnose is a file, not a folder"),
+    ],
+)
+def test_evaluate_diagnose_errors_are_one_line(extra, message, real_annotations, tmp_path, capsys):
+    import evaluate
+
+    gt = real_annotations / "thumos14" / "annotations.json"
+    out = tmp_path / "diag"
+    if "--gt_txt" in extra:
+        gt, extra = real_annotations / "thumos14" / "official" / "annotations_test", []
+    if "--out_file" in extra:
+        out.write_text("x")
+        extra = []
+    pred = tmp_path / "p.json"
+    pred.write_text(json.dumps({"video_test_0000004": [{"label": "CricketShot", "score": 1, "segment": [1, 2]}]}))
+    assert evaluate.main([str(gt), str(pred), "--diagnose", str(out), *extra]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(("warning", "note"))]
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not out.is_dir() or not any(out.iterdir())
+
+
+def test_main_diagnose_needs_model_file():
+    import main
+
+    with pytest.raises(InputError, match="--diagnose diagnoses a checkpoint's test run: give --model_file"):
+        main.make_config(["--diagnose"])
+
+
+def test_main_model_file_diagnose_matches_evaluate_on_the_written_files(tmp_path, capsys):
+    """A checkpoint's test run with --diagnose writes <save_path>/thumos14_test_diagnosis/ — the same diagnosis as
+    evaluate.py --diagnose on the run's own predictions and ground-truth files (which now carry the durations)."""
+    import evaluate
+    import main
+    from demo import make_demo
+    from model import ACRNet
+    from utils import save_checkpoint
+
+    data = make_demo(tmp_path / "data", seed=0, max_train=6, max_test=4)
+    ckpt = tmp_path / "random.pth"
+    classes = sorted({a["label"] for e in read_annotations(data / "thumos14" / "annotations.json").values()
+                      for a in e["annotations"]})  # fmt: skip
+    save_checkpoint(ACRNet(len(classes)).state_dict(), ckpt, {"classes": classes, "data_name": "thumos14"})
+    save = tmp_path / "out"
+    argv = ["--data_path", str(data), "--save_path", str(save), "--num_seg", "16", "--no_progress",
+            "--model_file", str(ckpt), "--diagnose"]  # fmt: skip
+    assert main.main(argv) == 0
+    assert "false-positive profile" in capsys.readouterr().out
+    folder = save / "thumos14_test_diagnosis"
+    ours = json.loads((folder / "diagnosis.json").read_text())
+    assert all((folder / name).read_bytes().startswith(PNG) for name in diagnose.FIGURES)
+    again = tmp_path / "again"
+    gt, pred = save / "thumos14_test_ground_truth.json", save / "thumos14_test_predictions.json"
+    assert evaluate.main([str(gt), str(pred), "--diagnose", str(again)]) == 0
+    assert json.loads((again / "diagnosis.json").read_text()) == ours
+    assert ours["extra"]["num_predictions"] > 0
