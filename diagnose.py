@@ -685,7 +685,7 @@ def _save(fig: Any, path: Path) -> None:
 def draw_false_positive(out: dict[str, Any], path: Path, title: str) -> None:
     """Stacked bars: the share of each type among the predictions of groups 1G…10G (and all of the top 10G);
     beside them, the average-mAP_N gain (points) of removing each error type."""
-    fig = _figure(12, 4.6)
+    fig = _figure(12, 4.8)
     ax, ax_gain = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.1, 1]})
     profile = out["false_positive"]["profile"]
     names = [*GROUPS, "top-10G"]
@@ -717,8 +717,8 @@ def draw_false_positive(out: dict[str, Any], path: Path, title: str) -> None:
     ax_gain.set_xlim(0, max(values + [0.1]) * 1.25)
     ax_gain.set_xlabel("average-mAP_N gain (points)")
     ax_gain.set_title("gain from removing each error type", fontsize=11)
-    fig.suptitle(title, fontsize=12)
-    fig.subplots_adjust(left=0.06, right=0.975, bottom=0.13, top=0.83, wspace=0.3)
+    fig.suptitle(title, fontsize=11)
+    fig.subplots_adjust(left=0.06, right=0.975, bottom=0.13, top=0.8, wspace=0.3)
     _save(fig, path)
 
 
@@ -738,7 +738,7 @@ def _ranges(x: str, edges: Sequence[float]) -> list[str]:
 def _bars_per_bin(out: dict[str, Any], key: str, path: Path, title: str, ylabel: str, line: float | None) -> None:
     """One panel per characteristic, a bar per bin (percent), `line` (percent) dashed across every panel."""
     per_x = out[key]
-    fig = _figure(3.2 * len(per_x) + 0.8, 3.9)
+    fig = _figure(3.2 * len(per_x) + 0.8, 4.1)
     axes = np.atleast_1d(fig.subplots(1, len(per_x), sharey=True))
     top = max([100 * v for b in per_x.values() for v in b.values() if v is not None] + [line or 0.0, 1.0])
     for ax, (x, bins) in zip(axes, per_x.items(), strict=True):
@@ -747,19 +747,20 @@ def _bars_per_bin(out: dict[str, Any], key: str, path: Path, title: str, ylabel:
         pos = np.arange(len(labels))
         ax.bar(pos, np.nan_to_num(values), 0.7, color="#4c72b0")
         for p, v in zip(pos, values, strict=True):
-            ax.text(p, 0 if np.isnan(v) else v, " —" if np.isnan(v) else f"{v:.1f}", ha="center", va="bottom",
-                    fontsize=8)  # fmt: skip
+            shown, colour = ("no\ninstance", "0.5") if np.isnan(v) else (f"{v:.1f}", "black")
+            ax.text(p, 0 if np.isnan(v) else v, shown, ha="center", va="bottom", fontsize=8, color=colour)
         if line is not None:
-            ax.axhline(line, color="black", linestyle="--", linewidth=1.2)
-        ax.set_xticks(pos, [f"{b}\n{r}" for b, r in zip(labels, _ranges(x, BINS[out["dataset"]][x][0]), strict=True)])
+            ax.axhline(line, color="black", linestyle="--", linewidth=1.2, label=f"all instances: {line:.1f}")
+        ranges = _ranges(x, BINS[out["dataset"]][x][0])
+        ax.set_xticks(pos, [f"{b}\n{r}" for b, r in zip(labels, ranges, strict=True)])
         ax.tick_params(axis="x", labelsize=8)
         ax.set_title(x, fontsize=11)
         ax.set_ylim(0, top * 1.15)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel(ylabel)
     if line is not None:
-        axes[-1].text(len(axes[-1].get_xticks()) - 0.5, line, f"all: {line:.1f}", ha="right", va="bottom", fontsize=8)
-    fig.suptitle(title, fontsize=12)
+        axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(title, fontsize=11)
     fig.subplots_adjust(left=0.07, right=0.985, bottom=0.14, top=0.8, wspace=0.08)
     _save(fig, path)
 
@@ -769,16 +770,16 @@ def write_diagnosis(out: dict[str, Any], folder: str | Path, title: str = "") ->
     tables. `title` heads the figures (e.g. the predictions' file)."""
     folder = Path(folder)
     atomic_json_dump(out, folder / "diagnosis.json", indent=1, allow_nan=False)
-    name = f"{title} — " if title else ""
-    draw_false_positive(out, folder / FIGURES[0], f"{name}false positives ({out['dataset']})")
+    head = f"{title}\n" if title else ""
+    draw_false_positive(out, folder / FIGURES[0], f"{head}false positives ({out['dataset']})")
     average = out["average_mAP_N"]
     _bars_per_bin(
-        out, "sensitivity", folder / FIGURES[1], f"{name}sensitivity: average-mAP_N of each bin's instances (dashed: "
-        "all instances)", "average-mAP_N (%)", None if average is None else 100 * average,
+        out, "sensitivity", folder / FIGURES[1], f"{head}sensitivity: average-mAP_N of each bin's instances",
+        "average-mAP_N (%)", None if average is None else 100 * average,
     )  # fmt: skip
     _bars_per_bin(
-        out, "false_negative", folder / FIGURES[2], f"{name}false negatives: share of each bin's instances never "
-        f"matched (normalized precision > {THETA_FN:g})", "false-negative rate (%)", None,
+        out, "false_negative", folder / FIGURES[2], f"{head}false negatives: share of each bin's instances that no "
+        f"prediction matches (at normalized precision > {THETA_FN:g})", "false-negative rate (%)", None,
     )  # fmt: skip
     return tables(out)
 
