@@ -270,7 +270,7 @@ def _div(a: float, b: float) -> float:
 
 
 def bucket_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """pandas.cut(right=True, include_lowest=True): bin 0 = [e0, e1], bin k = (e(k-1)... ek] → [N] int64, -1 for
+    """pandas.cut(right=True, include_lowest=True): bin 0 = [e0, e1], bin k = (e(k), e(k+1)] → [N] int64, -1 for
     values outside [e0, eK] and NaN."""
     values = np.asarray(values, dtype=np.float64)
     edges = np.asarray(edges, dtype=np.float64)

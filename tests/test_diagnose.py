@@ -442,3 +442,34 @@ def test_main_model_file_diagnose_matches_evaluate_on_the_written_files(tmp_path
     assert evaluate.main([str(gt), str(pred), "--diagnose", str(again)]) == 0
     assert json.loads((again / "diagnosis.json").read_text()) == ours
     assert ours["extra"]["num_predictions"] > 0
+
+
+def test_evaluate_diagnose_reads_a_detad_augmented_file(tmp_path, capsys):
+    """DETAD's own layout (database / taxonomy / version; characteristics stored per instance, no durations): the
+    stored values are used, and the result is the reference's on that file."""
+    import evaluate
+
+    rng = np.random.default_rng(5)
+    db = {f"video_test_{i:07d}": {"subset": "test", "annotations": []} for i in range(6)}
+    for i, entry in enumerate(db.values()):
+        for k in range(i % 3 + 1):
+            s = float(rng.integers(0, 80))
+            entry["annotations"].append({
+                "label": THUMOS14_CLASSES[(i + k) % 4], "segment": [s, s + float(rng.integers(1, 25))],
+                "length": float(rng.uniform(0, 30)), "coverage": float(rng.uniform(0, 0.12)), "num-instances": k + 1,
+            })  # fmt: skip
+    gt = {"database": db, "taxonomy": [], "version": "DETAD"}
+    rows = [(v, a["label"], a["segment"][0] + 1, a["segment"][1], float(rng.random()))
+            for v, e in db.items() for a in e["annotations"]]  # fmt: skip
+    preds = {"results": results(rows), "version": "t", "external_data": {}}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "p.json").write_text(json.dumps(preds))
+    argv = [str(tmp_path / "gt.json"), str(tmp_path / "p.json"), "--diagnose", str(tmp_path / "d")]
+    assert evaluate.main([*argv, "--dataset", "thumos14"]) == 0
+    written = json.loads((tmp_path / "d" / "diagnosis.json").read_text())
+    compare(written, reference(gt, preds, "thumos14", "test"))
+    db["video_test_0000000"]["annotations"][0]["coverage"] = "wide"
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    capsys.readouterr()
+    assert evaluate.main(argv) == 2
+    assert "'coverage' is not a number" in capsys.readouterr().err
