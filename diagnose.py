@@ -441,6 +441,7 @@ def _evaluate(gt: _GroundTruth, preds: _Predictions, thresholds: np.ndarray) -> 
 
 
 def _ap_table(ev: _Evaluation, matched: np.ndarray, npos: np.ndarray, n_avg: float, keep: Any = None) -> np.ndarray:
+    """AP_N [T, C] of `ev`'s ranking with `matched` [T, P] as hits, over the predictions `keep` [T, P] (all: None)."""
     hit = matched >= 0
     keep = np.ones_like(hit) if keep is None else np.ascontiguousarray(keep)
     return _ap_n(hit, keep, ev.ptr, npos, n_avg)
@@ -449,7 +450,9 @@ def _ap_table(ev: _Evaluation, matched: np.ndarray, npos: np.ndarray, n_avg: flo
 # --- the three analyses ----------------------------------------------------------------------------------------------
 
 
-def _false_positive(gt: _GroundTruth, preds: _Predictions, npos: np.ndarray, thresholds: np.ndarray, n_avg: float):
+def _false_positive(
+    gt: _GroundTruth, preds: _Predictions, npos: np.ndarray, thresholds: np.ndarray, n_avg: float
+) -> dict[str, Any]:
     """Top-10G limit, matching, error types, profile, gains."""
     n_th = len(thresholds)
     rows = np.arange(len(preds))
@@ -496,7 +499,9 @@ def _false_positive(gt: _GroundTruth, preds: _Predictions, npos: np.ndarray, thr
     }
 
 
-def _sensitivity(gt, preds, ev, names, bins, n_avg) -> dict[str, dict[str, float | None]]:
+def _sensitivity(
+    gt: _GroundTruth, preds: _Predictions, ev: _Evaluation, names: list[str], bins: dict, n_avg: float
+) -> dict[str, dict[str, float | None]]:
     """Per characteristic and bin: mean over the classes with ground truth in the bin of the average AP_N over the
     class's predictions minus those matched (at any threshold) to an instance of another bin."""
     n_cls = len(gt.classes)
@@ -527,7 +532,9 @@ def _sensitivity(gt, preds, ev, names, bins, n_avg) -> dict[str, dict[str, float
     return out
 
 
-def _false_negative(gt, matched_gt: np.ndarray, names, bins, n_th) -> dict[str, dict[str, float | None]]:
+def _false_negative(
+    gt: _GroundTruth, matched_gt: np.ndarray, names: list[str], bins: dict, n_th: int
+) -> dict[str, dict[str, float | None]]:
     """Per characteristic and bin: the share of its instances never matched, averaged over thresholds.
     matched_gt [T, G] bool."""
     S = len(gt.cls)
