@@ -1142,6 +1142,124 @@ def bench_json(args: argparse.Namespace) -> None:
         print(f"  {name:<10} {t:6.2f} s  {t / base:4.2f}x the plain json.loads")
 
 
+def _synthetic_predictions(ann: dict, videos: list[str], classes: list[str], per_video: int | None, seed: int):
+    """Predictions for `videos`: 3 jittered copies of each instance (its label, sometimes another), then random
+    segments (the video's labels mostly) up to `per_video` per video (None: 4 copies + 5 per instance); distinct
+    random scores → {video: [{"label", "score", "segment"}]}."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for v in videos:
+        duration, anns = ann[v]["duration"], ann[v]["annotations"]
+        labels = [a["label"] for a in anns] or classes
+        rows = []
+        for a in anns:
+            s, e = a["segment"]
+            for _ in range(3 if per_video else 4):
+                j = rng.normal(0, 0.25 * (e - s) + 0.1, 2)
+                label = a["label"] if rng.random() < 0.9 else classes[int(rng.integers(len(classes)))]
+                rows.append((label, s + j[0], max(s + j[0], e + j[1])))
+        n_random = (per_video - len(rows)) if per_video else 5 * len(anns)
+        for _ in range(max(0, n_random)):
+            start = rng.uniform(0, duration)
+            label = (
+                labels[int(rng.integers(len(labels)))] if rng.random() < 0.7 else classes[rng.integers(len(classes))]
+            )
+            rows.append((label, start, min(duration, start + rng.exponential(0.1 * duration))))
+        rows = rows[:per_video] if per_video else rows
+        out[v] = [{"label": str(l), "score": 0.0, "segment": [float(s), float(e)]} for l, s, e in rows]
+    flat = [p for v in videos for p in out[v]]
+    for p, score in zip(flat, rng.permutation(len(flat)) / len(flat), strict=True):
+        p["score"] = float(score)
+    return out
+
+
+def _largest_relative_difference(a: object, b: object) -> float:
+    """Two diagnosis dicts of the same schema → max |a − b| / max(|a|, |b|) over their numbers (inf if their
+    structure or None placements differ)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if list(a) != list(b):
+            return float("inf")
+        return max([_largest_relative_difference(a[k], b[k]) for k in a], default=0.0)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return float("inf")
+        return max([_largest_relative_difference(x, y) for x, y in zip(a, b, strict=True)], default=0.0)
+    if a is None or b is None or isinstance(a, str) or isinstance(b, str):
+        return 0.0 if a == b else float("inf")
+    return 0.0 if a == b else abs(a - b) / max(abs(a), abs(b))
+
+
+@section("diagnose")
+def bench_diagnose(args: argparse.Namespace) -> None:
+    """DETAD's three analyses (diagnose.diagnose, from in-memory predictions) on a THUMOS14 test-shaped run (210 real
+    test videos' ground truth, ~30k synthetic predictions; vs the loop reference tests/reference_detad.py in the same
+    run) and on ActivityNet 1.3 validation (4,728 real videos' ground truth, 100 predictions each)."""
+    import gzip
+    import json
+    import tempfile
+    import warnings
+
+    import diagnose
+    from dataset import class_names, read_annotations, split_videos
+
+    tests_on_path()
+    from reference_detad import characteristics
+    from reference_detad import diagnose as reference
+
+    # THUMOS14 test: the evaluated 210 videos (the protocol's 3 dropped ones left out)
+    ann = read_annotations(TEST_DATA / "thumos14" / "annotations.json")
+    videos, _ = split_videos(ann, "thumos14", "test")
+    classes = class_names(ann)
+    preds = _synthetic_predictions(ann, videos, classes, None, seed=0)
+    gt = {v: ann[v] for v in videos}
+    n_pred = sum(map(len, preds.values()))
+    t_fast = timeit(lambda: diagnose.diagnose(gt, preds, "thumos14", "test"), repeat=5, warmup=1)
+    out = diagnose.diagnose(gt, preds, "thumos14", "test")
+    with tempfile.TemporaryDirectory() as tmp:
+        t_files = timeit(lambda: diagnose.write_diagnosis(out, tmp, "bench"), repeat=1, warmup=1)
+    n_ref = len(videos) if not args.quick else 30
+    sub = videos[:n_ref]
+    ref_gt = {"database": characteristics({v: ann[v] for v in sub}), "taxonomy": [], "version": "bench"}
+    ref_preds = {"results": {v: preds[v] for v in sub}, "version": "bench", "external_data": {}}
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = reference(ref_gt, ref_preds, "thumos14", "test")
+    t_ref = time.perf_counter() - t0
+    t_fast_sub = timeit(lambda: diagnose.diagnose({v: ann[v] for v in sub}, ref_preds["results"], "thumos14", "test"))
+    diff = _largest_relative_difference(diagnose.diagnose({v: ann[v] for v in sub}, ref_preds["results"], "thumos14",
+                                                          "test"), expected)  # fmt: skip
+    print(f"THUMOS14 test: {len(videos)} videos, {out['extra']['num_ground_truth']} instances, {n_pred} predictions")
+    print(f"  diagnose (3 analyses)                 {t_fast:8.3f} s   (limit 2 s)")
+    print(f"  diagnosis.json + 3 PNGs               {t_files:8.3f} s")
+    n_ref_pred = sum(map(len, ref_preds["results"].values()))
+    print(f"  reference loops, {len(sub)} videos ({n_ref_pred} predictions) {t_ref:8.2f} s; fast {t_fast_sub:.3f} s: "
+          f"{t_ref / t_fast_sub:.0f}x; largest relative difference {diff:.3g}")  # fmt: skip
+
+    # ActivityNet 1.3 validation: 100 predictions per video
+    with gzip.open(TEST_DATA / "activitynet" / "annotations_1.3.json.gz", "rb") as f, tempfile.NamedTemporaryFile(
+        suffix=".json"
+    ) as tmp:  # fmt: skip
+        tmp.write(f.read())
+        tmp.flush()
+        ann = read_annotations(tmp.name)
+    videos = [v for v, e in ann.items() if e["subset"] == "validation"]
+    if args.quick:
+        videos = videos[:500]
+    gt = {v: ann[v] for v in videos}
+    preds = _synthetic_predictions(ann, videos, class_names(ann), 100, seed=1)
+    n_pred = sum(map(len, preds.values()))
+    t_anet = timeit(lambda: diagnose.diagnose(gt, preds, "activitynet", "validation"), repeat=3, warmup=1)
+    out = diagnose.diagnose(gt, preds, "activitynet", "validation")
+    print(f"ActivityNet 1.3 validation: {len(videos)} videos, {out['extra']['num_ground_truth']} instances, "
+          f"{n_pred} predictions, 10 tIoUs")  # fmt: skip
+    print(f"  diagnose (3 analyses)                 {t_anet:8.3f} s   (limit 30 s)")
+    print(f"  average-mAP_N {100 * out['average_mAP_N']:.2f} %; JSON {len(json.dumps(out))} bytes")
+    print(f"  {_load_note()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sections", nargs="*", help=f"which to run (default: all): {', '.join(SECTIONS)}")

@@ -91,6 +91,7 @@ class Config:
     val_fraction: float = 0.0
     demo: bool = False
     save_vis: bool = False
+    diagnose: bool = False  # --model_file: DETAD's error analyses of the test run (diagnose.py)
     video: str | None = None
     rgb_weights: str | None = None
     flow_weights: str | None = None
@@ -160,6 +161,11 @@ def validate(cfg: Config) -> None:
             raise InputError("--seeds trains one run per seed; it does not go with --model_file or --video")
     if cfg.video and not cfg.model_file:
         raise InputError(f"--video needs --model_file, a trained ACRNet checkpoint: {CHECKPOINT_HELP}")
+    if cfg.diagnose and (cfg.video or not cfg.model_file):
+        raise InputError(
+            "--diagnose diagnoses a checkpoint's test run: give --model_file (not --video); for a run's predictions "
+            "use python evaluate.py GT PRED --diagnose OUT"
+        )
 
 
 # --- settings files (--config) -------------------------------------------------------------------------------------

@@ -115,8 +115,21 @@ def dataset_info(data_name: str) -> DatasetInfo:
 # --- annotation readers ------------------------------------------------------------------------------------------
 # All readers return the same flat form:
 #   {video_id: {"subset": str, "duration": float | None, "annotations": [{"label": str, "segment": [s, e]}]}}
+# (a JSON file's annotations also keep the CHARACTERISTIC_FIELDS below when they carry them)
 
 Annotations = dict[str, dict[str, Any]]
+# Per-instance characteristics that a DETAD (Alwassel et al., ECCV 2018) "augmented" annotation file stores beside
+# label and segment (diagnose.py); kept by the JSON reader under these names (DETAD's THUMOS14 validation file
+# spells one of them `num_instances`).
+CHARACTERISTIC_FIELDS = {
+    "length": "length",
+    "coverage": "coverage",
+    "num-instances": "num-instances",
+    "num_instances": "num-instances",
+    "context-size": "context-size",
+    "context-distance": "context-distance",
+    "agreement": "agreement",
+}
 
 _THUMOS_TXT = re.compile(r"^(?P<label>.+)_(?P<subset>val|test)\.txt$")
 
@@ -310,7 +323,14 @@ def _read_json_annotations(path: Path) -> Annotations:
                     raise InputError(f"{where}: annotation {i} ({a['label']}): segment {end} {number_problem(x)}")
             if a["label"] == AMBIGUOUS_LABEL:  # some THUMOS14 JSONs list these; a filter (Ambiguous_test.txt), no class
                 continue
-            clean.append({"label": a["label"], "segment": [float(seg[0]), float(seg[1])]})
+            item = {"label": a["label"], "segment": [float(seg[0]), float(seg[1])]}
+            for key, name in CHARACTERISTIC_FIELDS.items():  # a DETAD file's per-instance characteristics
+                if key in a:
+                    value = a[key]
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        raise InputError(f"{where}: annotation {a['label']} {seg}: {key!r} is not a number")
+                    item[name] = float(value)
+            clean.append(item)
         out[str(video)] = {
             "subset": entry["subset"],
             "duration": None if duration is None else float(duration),

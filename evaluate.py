@@ -3,7 +3,7 @@
     ap = detection_map(ground_truth, predictions, tiou_thresholds)     # [n_thresholds]; ap.mean() = mAP@AVG
 
     python evaluate.py GT PRED [--tiou 0.1 0.2 ...] [--dataset thumos14|activitynet] [--subset NAME]
-                       [--ambiguous FILE] [--per_class]
+                       [--ambiguous FILE] [--per_class] [--diagnose OUT]
 
 ground_truth {video: [{"label", "segment": [s, e]}]}; predictions {video: [{"label", "score", "segment"}]}.
 The evaluated videos are the ground truth's keys (a video with an empty list counts: its predictions are false
@@ -35,7 +35,7 @@ from dataset import (
     warn_unknown_subsets,
 )
 from postprocess import filter_ambiguous
-from utils import InputError, format_table, number_problem, read_json, run_cli
+from utils import InputError, check_output_dir, format_table, number_problem, read_json, run_cli
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")  # numpy model: 0/0 is nan, not an exception
@@ -242,9 +242,16 @@ def evaluate_files(
     subset: str | None = None,
     ambiguous: str | Path | None = None,
     per_class: bool = False,
+    diagnose_dir: str | Path | None = None,
 ) -> str:
-    """The CLI's work: read, filter, evaluate → the printed report (raises InputError on bad input)."""
+    """The CLI's work: read, filter, evaluate → the printed report (raises InputError on bad input). `diagnose_dir`:
+    a folder for DETAD's error analyses (diagnose.py) of the same videos and predictions."""
     annotations = read_annotations(gt_path)
+    detad = None
+    if diagnose_dir is not None:
+        import diagnose  # (it imports this module)
+
+        detad = diagnose.detad_dataset(dataset, annotations)  # --dataset, else guessed from the classes
     if dataset is None:  # THUMOS14 ids are video_<validation|test>_<n>; others (W-TALC's video_<n>) ActivityNet
         thumos = annotations and all(v.startswith(("video_validation_", "video_test_")) for v in annotations)
         dataset = "thumos14" if thumos else "activitynet"
@@ -261,6 +268,9 @@ def evaluate_files(
     thresholds = np.asarray(tiou if tiou is not None else info.tiou_thresholds, dtype=np.float64)
     if not np.all((thresholds > 0) & (thresholds <= 1)):
         raise InputError(f"--tiou {' '.join(map(str, thresholds.tolist()))}: thresholds must lie in (0, 1]")
+    if diagnose_dir is not None:  # before any work: settings for the subset, durations, a writable folder
+        diagnose.check_ground_truth({v: annotations[v] for v in ground_truth}, detad, subset, source=str(gt_path))
+        check_output_dir(diagnose_dir, "--diagnose")
 
     predictions = read_predictions(pred_path)
     ids = match_video_ids(list(ground_truth), list(predictions), pred_path)
@@ -283,7 +293,16 @@ def evaluate_files(
     if per_class:
         rows += list(zip(classes, ap, strict=True))
     cells = [[name, *(f"{100 * a:.2f}" for a in row), f"{100 * np.mean(row):.2f}"] for name, row in rows]
-    return format_table(["tIoU", *(f"{t:.2f}" for t in thresholds), "AVG"], cells, title=header)
+    report = format_table(["tIoU", *(f"{t:.2f}" for t in thresholds), "AVG"], cells, title=header)
+    if diagnose_dir is not None:
+        evaluated: dict[str, list[dict[str, Any]]] = {}
+        for video, key in ids.items():  # the videos and predictions evaluated above, under the ground truth's ids
+            evaluated.setdefault(key, []).extend(predictions[video])
+        report += "\n\n" + diagnose.run(
+            {v: annotations[v] for v in ground_truth}, evaluated, detad, subset, diagnose_dir, source=str(gt_path),
+            title=Path(pred_path).name,
+        )  # fmt: skip
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -303,6 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--subset", help="ground-truth subset to evaluate (default: test / validation)")
     parser.add_argument("--ambiguous", help="THUMOS14 Ambiguous_test.txt: drop predictions overlapping its segments")
     parser.add_argument("--per_class", action="store_true", help="also print the AP of every class")
+    parser.add_argument(
+        "--diagnose",
+        metavar="OUT",
+        help="also DETAD's error analyses (false positives, sensitivity, false negatives) → OUT/diagnosis.json, "
+        "tables, three PNGs; settings of --dataset, else guessed from the classes",
+    )
     args = parser.parse_args(argv)
 
     def report() -> None:
@@ -315,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 subset=args.subset,
                 ambiguous=args.ambiguous,
                 per_class=args.per_class,
+                diagnose_dir=args.diagnose,
             )
         )
 

@@ -162,8 +162,12 @@ def results_json(predictions: dict[str, list[dict[str, Any]]], data_name: str) -
 
 
 def ground_truth_json(split: dataset.Split, data_name: str, subset: str) -> dict[str, Any]:
-    """The evaluated videos' ground truth in the ActivityNet annotation layout (readable by dataset.load_split)."""
-    database = {v: {"subset": subset, "annotations": split.ground_truth.get(v, [])} for v in split.videos}
+    """The evaluated videos' ground truth in the ActivityNet annotation layout (readable by dataset.load_split), with
+    their durations where known (evaluate.py --diagnose reads them)."""
+    database = {
+        v: {"subset": subset, "annotations": split.ground_truth.get(v, [])} | ({} if d is None else {"duration": d})
+        for v, d in zip(split.videos, split.durations, strict=True)
+    }
     return {"version": f"ACRNet {data_name}", "database": database}
 
 
@@ -256,10 +260,35 @@ def checkpoint_settings(
     return data_name, stored
 
 
+def diagnosis_ground_truth(split: dataset.Split) -> tuple[dict[str, Any], str, str]:
+    """The test split as diagnose.py's input → (annotations, DETAD settings name, subset); InputError now (before the
+    test pass) if the diagnosis cannot run on it, e.g. without durations."""
+    import diagnose
+
+    subset = dataset.DATASETS[split.data_name].test_subset
+    annotations = {
+        v: {"subset": subset, "duration": d, "annotations": split.ground_truth.get(v, [])}
+        for v, d in zip(split.videos, split.durations, strict=True)
+    }
+    name = diagnose.detad_dataset(split.data_name, annotations)
+    diagnose.check_ground_truth(annotations, name, subset, source=str(split.annotation_file))
+    return annotations, name, subset
+
+
 def test_checkpoint(cfg: Any, device: torch.device) -> EvalResult:
-    """Test a checkpoint (`--model_file`): method §9 test pass + §10 mAP, table, CSV and predictions JSON."""
+    """Test a checkpoint (`--model_file`): method §9 test pass + §10 mAP, table, CSV and predictions JSON; with
+    --diagnose, DETAD's error analyses in `<save_path>/<data_name>_test_diagnosis/`."""
     split = load_checked_split(cfg, "test")
     model = load_model(cfg.model_file, split, cfg.pool, device)
+    truth = diagnosis_ground_truth(split) if cfg.diagnose else None
     result = test_pass(model, split, cfg, device, keep_scores=cfg.save_vis)
     write_test_outputs(cfg, result, split, "test")
+    if truth is not None:
+        import diagnose
+
+        annotations, name, subset = truth
+        folder = Path(cfg.save_path) / f"{cfg.data_name}_test_diagnosis"
+        title = f"{Path(cfg.model_file).name} on {cfg.data_name} test" + (" (demo: synthetic features)" * cfg.demo)
+        print(diagnose.run(annotations, result.predictions, name, subset, folder, source=str(split.annotation_file),
+                           title=title))  # fmt: skip
     return result

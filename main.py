@@ -6,6 +6,7 @@ localize.py (--video).
     python main.py --data_path data --data_name thumos14 --val_fraction 0.2   # the honest protocol
     python main.py --data_path data --data_name thumos14 --seeds 42,43,44     # one run per seed, spread over seeds
     python main.py --data_path data --model_file outputs/thumos14.pth         # test a checkpoint → outputs/test
+    python main.py --data_path data --model_file outputs/thumos14.pth --diagnose   # + DETAD's error analyses
     python main.py --demo                                                     # synthetic data, CPU, minutes
     python main.py --config outputs/thumos14_config.json --save_path again    # rerun a run from its config file
 
@@ -93,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val_fraction", type=float, default=S, help="hold out this fraction of training videos to select")
     p.add_argument("--demo", action="store_true", default=S, help="synthetic THUMOS14-layout data, small config")
     p.add_argument("--save_vis", action="store_true", default=S, help="pictures of the test pass (visualise.py)")
+    p.add_argument(
+        "--diagnose", action="store_true", default=S, help="--model_file: DETAD's error analyses of the test run too"
+    )
     p.add_argument("--video", default=S, help="localize actions in this video file (localize.py)")
     p.add_argument("--rgb_weights", default=S, help="I3D RGB weights for --video")
     p.add_argument("--flow_weights", default=S, help="I3D flow weights for --video")
