@@ -490,12 +490,13 @@ def _check_rng(rng: Any, bad: Any) -> None:
         raise bad("'rng.python'", "not a state of Python's random module") from None
     n = rng["numpy"]
     try:
-        if not (isinstance(n, dict) and isinstance(n["key"], torch.Tensor) and n["key"].dtype == torch.int64):
+        key = n["key"] if isinstance(n, dict) else None
+        if not (isinstance(key, torch.Tensor) and key.dtype == torch.int64 and key.shape == (624,)):
             raise TypeError
         np.random.RandomState().set_state(
             ("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
         )
-    except (TypeError, ValueError, KeyError, OverflowError):
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError):
         raise bad("'rng.numpy'", "not a state of NumPy's random generator") from None
     try:
         if not isinstance(rng["torch"], torch.Tensor):
