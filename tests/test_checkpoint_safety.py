@@ -487,3 +487,13 @@ def test_resuming_a_finished_run_whose_checkpoint_is_gone_does_not_claim_it(run_
 
 def test_utils_describe_is_short():
     assert utils.describe("x" * 100).endswith("...") and len(utils.describe("x" * 100)) < 60
+
+
+def test_nan_i3d_weights_are_refused_by_key(tmp_path):
+    from i3d import InceptionI3d, load_i3d
+
+    sd = InceptionI3d(2, num_classes=400).state_dict()
+    sd["logits.conv3d.weight"].view(-1)[:3] = float("nan")
+    torch.save(sd, tmp_path / "flow.pt")
+    with pytest.raises(InputError, match=r"flow\.pt: tensor 'logits\.conv3d\.weight' holds 3 NaN or infinite value"):
+        load_i3d(tmp_path / "flow.pt", 2)
