@@ -236,42 +236,76 @@ def _read_yaml(path: Path) -> Any:
         raise InputError(f"{path}: a number it holds cannot be read ({str(e).split(';')[0]})") from None
 
 
-def _setting(path: Path, key: str, value: Any, kind: str) -> Any:
-    """One setting of a file, by its Config type (`kind`: "int", "float | None", "list[float]", ...) → the value."""
+class _OutOfRange(ValueError):
+    """A value of the right type that its flag's range refuses; the message says what it must be."""
+
+
+def _value(key: str, value: Any, kind: str) -> Any:
+    """One setting's value, by its Config type (`kind`: "int", "float | None", "list[float]", ...) → the value as the
+    Config holds it. ValueError: not of the type (or choice); _OutOfRange: outside its flag's range or not finite."""
     number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
     base = kind.replace(" | None", "")
-    original = value
     numbers = value if base.startswith("list[") and isinstance(value, list) else [value]
     for x in numbers:  # 1e400, a 400-digit integer, NaN, Infinity: named as written, not as inf / nan
         if number(x) and not is_finite_number(x):
-            raise InputError(f"{path}: setting {key}: {number_problem(x)}")
+            raise _OutOfRange(number_problem(x))
+    if value is None and "None" in kind:
+        return None
+    original = value
+    if base == "list[float]" and isinstance(value, str):
+        value = parse_act_th(value)
+    elif base == "list[int]" and isinstance(value, str):
+        value = parse_seeds(value)
+    elif base == "float" and isinstance(value, str):
+        value = float(value)  # YAML reads 1e-4 (no dot) as a string
+        if not math.isfinite(value):
+            raise _OutOfRange(f"{show_value(original)} is not a finite number")
+    ok = {
+        "bool": lambda v: isinstance(v, bool),
+        "int": lambda v: number(v) and isinstance(v, int),
+        "float": number,
+        "str": lambda v: isinstance(v, str) and v in CHOICES.get(key, (v,)),
+        "list[float]": lambda v: isinstance(v, list) and bool(v) and all(map(number, v)),
+        "list[int]": lambda v: isinstance(v, list) and all(number(x) and isinstance(x, int) for x in v),
+    }[base](value)
+    if not ok:
+        raise ValueError
+    value = float(value) if base == "float" else [float(v) for v in value] if base == "list[float]" else value
+    if key in FLAG_RANGES and not FLAG_RANGES[key][0](value):
+        raise _OutOfRange(f"must be {FLAG_RANGES[key][1]}")
+    if key == "act_th" and not all(math.isfinite(v) and 0 <= v <= 1 for v in value):
+        raise _OutOfRange("must lie in [0, 1] (scores are clipped)")
+    return value
+
+
+def _expected(key: str, kind: str) -> str:
+    return f"one of {', '.join(CHOICES[key])}" if key in CHOICES else f"a value of type {kind}"
+
+
+def _setting(path: Path, key: str, value: Any, kind: str) -> Any:
+    """One setting of a settings file → the value; else one line naming the file and the setting."""
     try:
-        if value is None and "None" in kind:
-            return None
-        if base == "list[float]" and isinstance(value, str):
-            value = parse_act_th(value)
-        elif base == "list[int]" and isinstance(value, str):
-            value = parse_seeds(value)
-        elif base == "float" and isinstance(value, str):
-            value = float(value)  # YAML reads 1e-4 (no dot) as a string
-            if not math.isfinite(value):
-                raise InputError(f"setting {key}: {show_value(original)} is not a finite number")  # (path added below)
-        ok = {
-            "bool": lambda v: isinstance(v, bool),
-            "int": lambda v: number(v) and isinstance(v, int),
-            "float": number,
-            "str": lambda v: isinstance(v, str) and v in CHOICES.get(key, (v,)),
-            "list[float]": lambda v: isinstance(v, list) and bool(v) and all(map(number, v)),
-            "list[int]": lambda v: isinstance(v, list) and all(number(x) and isinstance(x, int) for x in v),
-        }[base](value)
-        if not ok:
-            raise ValueError
-        value = float(value) if base == "float" else [float(v) for v in value] if base == "list[float]" else value
-        if key in FLAG_RANGES:
-            check_range(key, value)
+        return _value(key, value, kind)
+    except _OutOfRange as e:
+        if str(e).startswith("must"):
+            shown = f"{value:g}" if type(value) is float else show_value(value)
+            raise InputError(f"{path}: --{key} {shown}: {e}") from None
+        raise InputError(f"{path}: setting {key}: {e}") from None
     except ValueError:
-        expected = f"one of {', '.join(CHOICES[key])}" if key in CHOICES else f"a value of type {kind}"
-        raise InputError(f"{path}: setting {key}: {show_value(value)} is not {expected}") from None
+        raise InputError(f"{path}: setting {key}: {show_value(value)} is not {_expected(key, kind)}") from None
     except InputError as e:
         raise InputError(f"{path}: {e}") from None
-    return value
+
+
+def stored_setting(path: str | Path, key: str, value: Any, *, flag_replaces: bool = True) -> Any:
+    """A setting stored in the config of checkpoint `path` (utils.save_checkpoint), checked as its flag is → the value;
+    else one line naming the checkpoint and the field, and (`flag_replaces`) that the flag replaces the stored value."""
+    kind = str(next(f.type for f in dataclasses.fields(Config) if f.name == key))
+    hint = f" (a --{key} flag replaces the checkpoint's value)" if flag_replaces else ""
+    where = f"{path}: stored setting config.{key} = {show_value(value)}"
+    try:
+        return _value(key, value, kind)
+    except _OutOfRange as e:
+        raise InputError(f"{where}: {e}{hint}") from None
+    except (ValueError, InputError):
+        raise InputError(f"{where}: is not {_expected(key, kind)}{hint}") from None

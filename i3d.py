@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils import InputError
+from utils import InputError, check_finite
 
 CROP = 224
 FEATURE_DIM = 1024
@@ -206,6 +206,7 @@ def load_i3d(path: str | os.PathLike, in_channels: int) -> InceptionI3d:
     stem, head = "Conv3d_1a_7x7.conv3d.weight", "logits.conv3d.weight"
     if not isinstance(sd, dict) or stem not in sd or head not in sd:
         raise InputError(f"{path}: not an Inception-I3D state-dict (no '{stem}' / '{head}' entry)")
+    check_finite(path, {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)})  # a damaged file: NaN features
     found = int(sd[stem].shape[1])
     if found != in_channels:
         raise InputError(

@@ -22,6 +22,7 @@ import dataset
 import evaluate
 import localize
 import postprocess
+from config import stored_setting
 from model import ACRNet
 from utils import (
     InputError,
@@ -29,7 +30,6 @@ from utils import (
     atomic_csv_write,
     atomic_json_dump,
     format_table,
-    is_finite_number,
     load_checkpoint,
 )
 
@@ -238,19 +238,10 @@ def checkpoint_settings(
         if trained_on in dataset.DATASETS and "data_name" not in given:
             data_name = trained_on
         source = f"{path} (trained on {trained_on}" + (")" if trained_on == data_name else ": not used)")
-        if trained_on == data_name:
-            stored = {k: trained[k] for k in keys if k in trained}
-    for key, value in stored.items():
-        if key == "act_th":
-            ok = isinstance(value, list) and bool(value) and all(map(is_finite_number, value))
-        elif key == "pool":
-            ok = isinstance(value, bool)
-        else:
-            ok = is_finite_number(value) and (key not in ("num_seg", "rate") or isinstance(value, int))
-        if not ok:
-            raise InputError(f"{path}: stored setting {key}={value!r} is not valid")
+        if trained_on == data_name:  # checked as flags are; a flag given replaces the stored value unchecked
+            stored = {k: stored_setting(path, k, trained[k]) for k in keys if k in trained and k not in given}
     show = lambda k, v: f"{k}={','.join(f'{t:g}' for t in v) if isinstance(v, list) else v}"  # noqa: E731
-    taken = [show(k, v) for k, v in stored.items() if k not in given]
+    taken = [show(k, v) for k, v in stored.items()]
     flags = [show(k, given[k]) for k in keys if k in given]
     rest = [k for k in keys if k not in given and k not in stored]
     print(

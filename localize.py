@@ -93,6 +93,7 @@ def load_model(cfg: Any, device: torch.device) -> tuple[torch.nn.Module, list[st
     this project brings its own `pool`, and — when it was trained on another dataset than --data_name — its own
     data_name, num_seg and alpha (the test-time settings of that dataset, method §8).
     """
+    from config import stored_setting
     from model import ACRNet
 
     if not getattr(cfg, "model_file", None):
@@ -111,9 +112,9 @@ def load_model(cfg: Any, device: torch.device) -> tuple[torch.nn.Module, list[st
             settings.data_name = meta["data_name"]
             for key in ("num_seg", "alpha"):
                 if key in trained:
-                    setattr(settings, key, trained[key])
-        if "pool" in trained:
-            settings.pool = bool(trained["pool"])  # structural: must be what the weights were trained with
+                    setattr(settings, key, stored_setting(path, key, trained[key]))
+        if "pool" in trained:  # structural: must be what the weights were trained with
+            settings.pool = stored_setting(path, "pool", trained["pool"], flag_replaces=False)
     else:
         classes = class_names_for(cfg.data_name, cfg.data_path, getattr(cfg, "annotation_file", None))
         source = f"--data_name {cfg.data_name}"

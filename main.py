@@ -194,9 +194,39 @@ def run(cfg: Config) -> Any:
     return out
 
 
+def interrupted_hint(cfg: Config | None, started: float) -> str:
+    """What to run after Ctrl-C: continue with --resume where a run has its resume file; else start again (with
+    --overwrite where an interrupted run left outputs but no resume file); a test or --video run is just rerun. A
+    resume file older than the command (`started`, time.time()) that was a new run with --overwrite is the replaced
+    run's: not this one's to continue."""
+    if cfg is None or cfg.model_file:
+        return "nothing to resume: run the command again"
+    runs = [seeds.seed_config(cfg, seed) for seed in cfg.seeds] if cfg.seeds else [cfg]
+
+    def ours(last: Path) -> bool:
+        return last.is_file() and (cfg.resume or not cfg.overwrite or last.stat().st_mtime >= started)
+
+    resumable = [r for r in runs if ours(train.run_files(r)[0])]
+    left = [r for r in runs if r not in resumable and "--overwrite" in train.start_again(r)]
+    flags = ["--resume"] * bool(resumable) + ["--overwrite"] * bool(left)
+    if not flags:
+        step = min(cfg.eval_iter, cfg.num_iter)
+        return f"no resume file yet (the first is written at step {step}'s evaluation): run the same command again"
+    if not resumable:
+        return "no resume file yet, but outputs of the interrupted run: run the same command with --overwrite"
+    return f"continue with {' '.join(flags)} (from the last evaluation or --stop_at pause)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry: 0 on success (or localize.run's exit code), 2 on bad input (`error: <message>` on stderr)."""
-    return run_cli(lambda: run(make_config(argv)), interrupted="continue with --resume (from the last evaluation)")
+    made: list[Config] = []
+    started = time.time()
+
+    def body() -> Any:
+        made.append(make_config(argv))
+        return run(made[0])
+
+    return run_cli(body, interrupted=lambda: interrupted_hint(made[0] if made else None, started))
 
 
 if __name__ == "__main__":

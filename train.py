@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import json
 import random
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,23 @@ from inference import (
     write_test_outputs,
 )
 from model import ACRNet, acrnet_loss
-from utils import InputError, Progress, atomic_csv_write, atomic_json_dump, atomic_torch_save, save_checkpoint, set_seed
+from utils import (
+    CHECKSUM_KEY,
+    InputError,
+    Progress,
+    atomic_csv_write,
+    atomic_json_dump,
+    atomic_torch_save,
+    check_finite,
+    checksum,
+    describe,
+    is_finite_number,
+    note_no_checksum,
+    save_checkpoint,
+    set_seed,
+    torch_load,
+    verify_checksum,
+)
 
 STREAM_TAG, HOLDOUT_TAG = 8, 7  # rng([seed, tag]): independent draws for the batch stream and the held-out split
 # Config fields that must match when a run is resumed (the others — device, workers, stop_at, preload — may change).
@@ -287,38 +304,211 @@ class TrainState:
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_state(),
         }
+        state[CHECKSUM_KEY] = checksum(state)
         atomic_torch_save(state, path)
 
-    def restore(self, path: Path, cfg: Any, device: torch.device, data: str) -> None:
-        if not path.is_file():
-            raise _no_resume_file(path)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if state.get("version") != RESUME_VERSION:
-                raise KeyError("version")
-        except Exception as e:  # corrupt, truncated, not ours, an older layout
-            raise InputError(f"{path}: not a readable resume file of this version ({type(e).__name__})") from None
-        for key, old in state["config"].items():
-            new = getattr(cfg, key)
-            if old != new:
-                raise InputError(
-                    f"{path}: run was started with --{key} {old}, now {new}; use the same settings to resume"
-                )
-        if state["data"] != data:
-            raise InputError(
-                f"{path}: run was started on other data (training/selection videos, snippet counts or annotations "
-                "differ); use the same --data_path and --annotation_file to resume"
-            )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+    def restore(self, path: Path, cfg: Any, device: torch.device, data: str, row_length: int) -> None:
+        """Continue from the resume file `path`, its every field checked first (one line naming the file and the
+        field); `row_length`: the columns of an evaluation row of this run."""
+        state = read_resume(path, cfg, data, row_length, self)
+        for name, target in (("model", self.model), ("optimizer", self.optimizer), ("scheduler", self.scheduler)):
+            try:
+                target.load_state_dict(state[name])
+            except (RuntimeError, ValueError, TypeError, KeyError) as e:
+                detail = " ".join(str(e).split())[:200]
+                raise InputError(f"{path}: field '{name}': does not fit this run ({detail})") from None
         set_rng_state(state["rng"])
-        self.step, self.rows = int(state["step"]), [list(r) for r in state["rows"]]
-        self.loss_sum, self.loss_count = state["loss_sum"].to(device), int(state["loss_count"])
+        self.step, self.rows = state["step"], [list(r) for r in state["rows"]]
+        self.loss_sum, self.loss_count = state["loss_sum"].to(device), state["loss_count"]
 
 
-def _no_resume_file(path: Path) -> InputError:
-    return InputError(f"{path}: no resume file (--resume continues a run that has evaluated at least once)")
+def _no_resume_file(path: Path, cfg: Any) -> InputError:
+    first = min(cfg.eval_iter, cfg.num_iter)
+    written = f"one is written at a run's first evaluation, step {first}, and at a --stop_at pause"
+    return InputError(f"{path}: no resume file ({written}); {start_again(cfg)}")
+
+
+def start_again(cfg: Any) -> str:
+    """What starts the run `cfg` again when it has no resume file: a plain rerun, or --overwrite where the interrupted
+    run left outputs (a new run would refuse to replace them)."""
+    _, best, csv = run_files(cfg)
+    if best.exists() or csv.exists():
+        return "start the run again with --overwrite instead of --resume (it replaces the interrupted run's outputs)"
+    return "start the run again without --resume"
+
+
+RESUME_FIELDS = "version config data step rows loss_sum loss_count model optimizer scheduler rng".split()
+# Adam's param-group entries a resume file must hold (PyTorch adds the others itself when an older file lacks them).
+ADAM_GROUP_KEYS = {"params", "lr", "betas", "eps", "weight_decay", "amsgrad", "initial_lr"}
+
+
+def read_resume(path: Path, cfg: Any, data: str, row_length: int, into: TrainState) -> dict[str, Any]:
+    """Load the resume file `path` of the run `cfg` → its content, every field checked against what the run `into`
+    (fresh model, optimizer, scheduler) would restore: the checksum, the settings and data the run started with, the
+    step, the evaluation rows (`row_length` numbers each), the model, optimizer, scheduler and RNG states."""
+    if not path.is_file():
+        raise _no_resume_file(path, cfg)
+    state = torch_load(path, "resume file")
+    if not isinstance(state, dict) or state.get("version") != RESUME_VERSION:
+        found = state.get("version") if isinstance(state, dict) else describe(state)
+        raise InputError(
+            f"{path}: not a resume file of this version (version {found}, this version reads {RESUME_VERSION})"
+        )
+    if CHECKSUM_KEY in state:
+        verify_checksum(path, {k: v for k, v in state.items() if k != CHECKSUM_KEY}, state[CHECKSUM_KEY])
+    else:
+        note_no_checksum(path)
+    bad = lambda field, problem: InputError(f"{path}: field {field}: {problem}")  # noqa: E731
+    for key in state:
+        if key not in (*RESUME_FIELDS, CHECKSUM_KEY):
+            raise InputError(f"{path}: unknown field {key!r} (not a resume file of this version)")
+    for key in RESUME_FIELDS:
+        if key not in state:
+            raise InputError(f"{path}: field {key!r} is missing (not a complete resume file)")
+    config = state["config"]
+    if not isinstance(config, dict):
+        raise bad("'config'", f"expected a mapping of settings, found {describe(config)}")
+    for key in config:
+        if key not in RESUME_KEYS:
+            raise bad(f"'config.{key}'", f"unknown setting (the resume file's settings are {', '.join(RESUME_KEYS)})")
+    for key in RESUME_KEYS:
+        if key not in config:
+            raise bad(f"'config.{key}'", "missing")
+        old, new = config[key], getattr(cfg, key)
+        if not _plain(old):
+            raise bad(f"'config.{key}'", f"expected a setting's value, found {describe(old)}")
+        if old != new:
+            raise InputError(f"{path}: run was started with --{key} {old}, now {new}; use the same settings to resume")
+    if state["data"] != data:
+        raise InputError(
+            f"{path}: run was started on other data (training/selection videos, snippet counts or annotations "
+            "differ); use the same --data_path and --annotation_file to resume"
+        )
+    step = state["step"]
+    if not _integer(step) or not 1 <= step <= cfg.num_iter:
+        raise bad("'step'", f"{step!r}, expected an integer in 1..{cfg.num_iter} (--num_iter)")
+    _check_rows(state["rows"], step, row_length, bad)
+    loss_sum, loss_count = state["loss_sum"], state["loss_count"]
+    if not (isinstance(loss_sum, torch.Tensor) and loss_sum.dim() == 0 and loss_sum.is_floating_point()):
+        raise bad("'loss_sum'", f"expected a scalar float tensor, found {describe(loss_sum)}")
+    if not _integer(loss_count) or not 0 <= loss_count <= step:
+        raise bad("'loss_count'", f"{loss_count!r}, expected an integer in 0..{step} (the step)")
+    check_finite(path, {"loss_sum": loss_sum, "model": state["model"], "optimizer": state["optimizer"]})
+    model = state["model"]
+    if not isinstance(model, dict) or not all(isinstance(v, torch.Tensor) for v in model.values()):
+        raise bad("'model'", "expected a state-dict (a mapping of tensors)")
+    params = [p for group in into.optimizer.param_groups for p in group["params"]]
+    template = {
+        "state": {i: {"step": torch.zeros(()), "exp_avg": p, "exp_avg_sq": p} for i, p in enumerate(params)},
+        "param_groups": into.optimizer.state_dict()["param_groups"],
+    }
+    _match(state["optimizer"], template, "optimizer", bad, _optional_in_adam)
+    _match(state["scheduler"], into.scheduler.state_dict(), "scheduler", bad, lambda keys: str(keys[-1])[:1] == "_")
+    if state["scheduler"]["last_epoch"] != step:
+        raise bad("'scheduler.last_epoch'", f"{state['scheduler']['last_epoch']!r}, expected the step, {step}")
+    _check_rng(state["rng"], bad)
+    return state
+
+
+def _optional_in_adam(keys: tuple[Any, ...]) -> bool:
+    """May the entry at `keys` be missing from an Adam state? A parameter's state (it had no gradient yet), and the
+    param-group options that PyTorch fills in for a file of an older version."""
+    return keys[0] == "state" and len(keys) == 2 or keys[0] == "param_groups" and keys[-1] not in ADAM_GROUP_KEYS
+
+
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _plain(v: Any) -> bool:
+    """A setting's value as a resume file stores it: None, a bool, number or string, or a list of numbers."""
+    if isinstance(v, list):
+        return all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+    return v is None or isinstance(v, bool | int | float | str)
+
+
+def _check_rows(rows: Any, step: int, length: int, bad: Any) -> None:
+    """The evaluation rows: lists of `length` finite numbers, their steps (column 0) increasing integers <= step."""
+    if not isinstance(rows, list):
+        raise bad("'rows'", f"expected a list of evaluation rows, found {describe(rows)}")
+    last = 0
+    for i, row in enumerate(rows):
+        if not (isinstance(row, list | tuple) and len(row) == length and all(map(is_finite_number, row))):
+            raise bad(f"'rows[{i}]'", f"expected {length} finite numbers (an evaluation row), found {describe(row)}")
+        if not (float(row[0]).is_integer() and last < row[0] <= step):
+            raise bad(f"'rows[{i}]'", f"step {row[0]!r} is not an evaluation step in {last + 1}..{step}")
+        last = int(row[0])
+
+
+def _match(saved: Any, template: Any, where: str, bad: Any, optional: Any, keys: tuple[Any, ...] = ()) -> None:
+    """`saved` (an optimizer or scheduler state) has the structure of `template` (the fresh one's): the same keys
+    (those for which optional(keys) holds may be missing), tensors of the template's shape, numbers for numbers, and the
+    same kind of other values. (A scheduler's load_state_dict sets whatever attributes its keys name.)"""
+    field = repr(".".join([where, *map(str, keys)]))
+    if isinstance(template, dict):
+        if not isinstance(saved, dict):
+            raise bad(field, f"expected a mapping, found {describe(saved)}")
+        for key in saved:
+            if key not in template:
+                raise bad(field, f"unknown entry {key!r} (not the state of this run's {where})")
+        for key, value in template.items():
+            if key in saved:
+                _match(saved[key], value, where, bad, optional, (*keys, key))
+            elif not optional((*keys, key)):
+                raise bad(field, f"entry {key!r} is missing (not the state of this run's {where})")
+    elif keys and keys[-1] == "params":  # the parameters' indices
+        if saved != template:
+            raise bad(field, f"expected {template!r}, found {describe(saved)}")
+    elif isinstance(template, list | tuple):
+        if not isinstance(saved, list | tuple) or len(saved) != len(template):
+            raise bad(field, f"expected {len(template)} entries, found {describe(saved)}")
+        for i, (a, b) in enumerate(zip(saved, template, strict=True)):
+            _match(a, b, where, bad, optional, (*keys, i))
+    elif isinstance(template, torch.Tensor):
+        if not (isinstance(saved, torch.Tensor) and saved.shape == template.shape and saved.is_floating_point()):
+            raise bad(field, f"expected a float tensor of shape {tuple(template.shape)}, found {describe(saved)}")
+    elif _integer(template) or isinstance(template, float):
+        if not is_finite_number(saved) or (_integer(template) and not _integer(saved)):
+            raise bad(field, f"expected {'an integer' if _integer(template) else 'a number'}, found {describe(saved)}")
+    elif type(saved) is not type(template):
+        raise bad(field, f"expected {type(template).__name__}, found {describe(saved)}")
+
+
+def _check_rng(rng: Any, bad: Any) -> None:
+    """The RNG states, each tried on a scratch generator (the process's own are set only once all fits)."""
+    if not isinstance(rng, dict) or not {"python", "numpy", "torch"} <= set(rng) <= {
+        "python",
+        "numpy",
+        "torch",
+        "cuda",
+    }:
+        raise bad("'rng'", "expected the python, numpy and torch RNG states (and cuda)")
+    try:
+        version, py_state, gauss = rng["python"]
+        random.Random().setstate((version, tuple(py_state), gauss))
+    except (TypeError, ValueError, OverflowError):
+        raise bad("'rng.python'", "not a state of Python's random module") from None
+    n = rng["numpy"]
+    try:
+        key = n["key"] if isinstance(n, dict) else None
+        if not (isinstance(key, torch.Tensor) and key.dtype == torch.int64 and key.shape == (624,)):
+            raise TypeError
+        np.random.RandomState().set_state(
+            ("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+        )
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError):
+        raise bad("'rng.numpy'", "not a state of NumPy's random generator") from None
+    try:
+        if not isinstance(rng["torch"], torch.Tensor):
+            raise TypeError
+        torch.Generator().set_state(rng["torch"])
+    except (TypeError, RuntimeError):
+        raise bad("'rng.torch'", "not a state of PyTorch's CPU generator") from None
+    cuda = rng.get("cuda", [])
+    if not (
+        isinstance(cuda, list | tuple) and all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in cuda)
+    ):
+        raise bad("'rng.cuda'", "not a list of CUDA generator states")
 
 
 def run_files(cfg: Any) -> tuple[Path, Path, Path]:
@@ -334,7 +524,7 @@ def check_start(cfg: Any) -> None:
     last, best, csv = run_files(cfg)
     if cfg.resume:
         if not last.is_file():
-            raise _no_resume_file(last)
+            raise _no_resume_file(last, cfg)
         return
     earlier = [p for p in (last, best, csv) if p.exists()]
     if not earlier:
@@ -439,12 +629,18 @@ def _train(cfg: Any, device: torch.device, rec: record.Record) -> RunSummary:
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.num_iter, eta_min=0.0)
     state = TrainState(model, opt, sched, loss_sum=torch.zeros((), device=device))
     fingerprint = data.fingerprint()
-    if cfg.resume:
-        state.restore(last_path, cfg, device, fingerprint)
-        print(f"resumed from {last_path} at step {state.step}")
     header = csv_header(tious, select_name)
     if data.honest:  # the test mAP of every evaluation too (never used to select): the authors' protocol alongside
         header += ["test_acc"] + [f"test_mAP@{t:.2f}" for t in tious] + ["test_mAP@AVG"]
+    if cfg.resume:
+        state.restore(last_path, cfg, device, fingerprint, len(header))
+        print(f"resumed from {last_path} at step {state.step}")
+        kept = _scores(state.rows, n_tiou, 0)
+        if kept is not None and not best_path.is_file():
+            lost = (
+                f"the checkpoint kept at step {kept.step} is lost (a later evaluation above its {rounded_map(kept.avg)}"
+            )
+            print(f"warning: {best_path}: missing; {lost} % mAP@AVG writes a new one)", file=sys.stderr)
 
     stop = min(cfg.num_iter, cfg.stop_at) if cfg.stop_at is not None else cfg.num_iter
     batches = training_batches(cfg, data.train, state.step + 1, stop, device)  # --preload reads the features here
@@ -499,13 +695,18 @@ def _train(cfg: Any, device: torch.device, rec: record.Record) -> RunSummary:
     if state.rows and selected is None:
         print(f"no {select_name} mAP@AVG rounded above 0.0 % in any evaluation: no checkpoint kept (method §8 rule)")
     if selected is not None:
-        title = f"best {select_name} mAP (%) at step {selected.step} of {state.step} (checkpoint {best_path}){demo}"
+        where = f"checkpoint {best_path}" if best_path.is_file() else f"its checkpoint {best_path} is missing"
+        title = f"best {select_name} mAP (%) at step {selected.step} of {state.step} ({where}){demo}"
         print(map_table(tious, selected.maps, selected.accuracy, title))
     if data.honest and summary.best_on_test is not None:
         s = summary.best_on_test
         title = f"authors' protocol, for comparison: best test mAP (%) over the evaluations, at step {s.step}{demo}"
         print(map_table(tious, s.maps, s.accuracy, title))
-    if state.step == cfg.num_iter and selected is not None and (data.honest or cfg.save_vis):
+    final_pass = state.step == cfg.num_iter and selected is not None and (data.honest or cfg.save_vis)
+    if final_pass and not best_path.is_file():
+        missing = f"warning: {best_path}: missing: no test pass of the kept checkpoint (step {selected.step})"
+        print(missing, file=sys.stderr)
+    elif final_pass:
         # Honest protocol: the checkpoint chosen on validation, scored once on test. (--save_vis: its pictures.)
         model = load_model(best_path, data.test, cfg.pool, device)
         result = test_pass(model, data.test, cfg, device, keep_scores=cfg.save_vis)

@@ -255,7 +255,8 @@ def test_resume_without_a_resume_file_is_refused_before_any_work(tiny_data, tmp_
     last = save / "thumos14_last.pt"
     assert (
         error_line(capsys)
-        == f"error: {last}: no resume file (--resume continues a run that has evaluated at least once)"
+        == f"error: {last}: no resume file (one is written at a run's first evaluation, step 1, and at a --stop_at "
+        "pause); start the run again without --resume"
     )
 
 
