@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from utils import InputError, Progress
+from utils import InputError, Progress, safe_file_name
 
 # The flat annotation form of dataset.read_annotations:
 #   {video_id: {"subset": str, "duration": float | None, "annotations": [{"label": str, "segment": [s, e]}]}}
@@ -201,6 +201,8 @@ def wtalc_names_and_classes(folder: str | os.PathLike) -> tuple[list[str], list[
     """A W-TALC annotation folder → (video names in features-row order (videoname.npy), classlist.npy)."""
     files = _wtalc_files(Path(folder))
     names = _wtalc_strings(files["videoname"], "video name")
+    for name in names:  # they become file names (--save_vis pictures): none may leave a folder
+        safe_file_name(name, files["videoname"])
     if len(set(names)) != len(names):
         dup = next(v for v, n in Counter(names).items() if n > 1)
         raise InputError(f"{files['videoname']}: video {dup} is listed twice")
