@@ -817,7 +817,7 @@ def safe_file_name(name: Any, source: str | os.PathLike, what: str = "video name
     from data goes through here."""
     why = None
     if not isinstance(name, str) or not name:
-        why = "it is empty" if isinstance(name, str) else f"it is a {type(name).__name__}, not text"
+        why = "it is empty" if isinstance(name, str) else f"it is not text but {type(name).__name__}"
     elif "/" in name or "\\" in name:
         why = "it holds a path separator, / or \\"
     elif name in (".", ".."):
@@ -825,7 +825,7 @@ def safe_file_name(name: Any, source: str | os.PathLike, what: str = "video name
     elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
         why = "it holds a NUL or other control character"
     if why is not None:
-        shown = ascii(name) if isinstance(name, str) else type(name).__name__
+        shown = ascii(name) if len(ascii(name)) <= 200 else ascii(name)[:199] + "..."
         where = str(source).encode("unicode_escape").decode("ascii")
         raise InputError(f"{where}: {what} {shown}: cannot be a file name ({why})")
     return name
