@@ -138,20 +138,20 @@ def check_memory(cfg: Any, device: torch.device) -> None:
     also holds the training features on the device; their size is known once they are listed.)"""
     need = step_memory(cfg.batch_size, cfg.num_seg)
     stream = cfg.batch_size * cfg.num_iter * STREAM_BYTES_PER_ITEM
-    avail, what = available_memory(device)
-    if need + (stream if device.type == "cpu" else 0) > avail:
-        raise InputError(
-            f"--num_seg {cfg.num_seg} --batch_size {cfg.batch_size}: a training step needs about {format_bytes(need)} "
-            f"(features [{cfg.batch_size}, {cfg.num_seg}, 2048] float32 and the network's activations: ~80 kB per "
-            f"snippet and ~96 B per pair of snippets of a video), but {device} has {format_bytes(avail)} ({what}); "
-            "lower --num_seg or --batch_size"
-        )
-    host, host_what = (avail, what) if device.type == "cpu" else available_memory(torch.device("cpu"))
+    host, host_what = available_memory(torch.device("cpu"))
     if stream > host:
         raise InputError(
             f"--num_iter {cfg.num_iter} --batch_size {cfg.batch_size}: the batch stream lists batch_size × num_iter = "
             f"{cfg.batch_size * cfg.num_iter} videos ({format_bytes(stream)}), but the machine has "
             f"{format_bytes(host)} ({host_what}); lower --num_iter"
+        )
+    avail, what = (host - stream, host_what) if device.type == "cpu" else available_memory(device)
+    if need > avail:
+        raise InputError(
+            f"--num_seg {cfg.num_seg} --batch_size {cfg.batch_size}: a training step needs about {format_bytes(need)} "
+            f"(features [{cfg.batch_size}, {cfg.num_seg}, 2048] float32 and the network's activations: ~80 kB per "
+            f"snippet and ~96 B per pair of snippets of a video), but {device} has {format_bytes(avail)} ({what}); "
+            "lower --num_seg or --batch_size"
         )
 
 

@@ -286,6 +286,10 @@ def test_cli_input_errors_are_one_line(tmp_path, weights, capsys):
         (["--input_dir", str(vids), *out, "--mode", "rgb"], "needs --mode rgb|flow and --weights"),
         (["--input_dir", str(vids), *out, "--mode", "rgb", "--weights", str(weights["rgb"])], "no <video>/rgb/"),
         (["--video_dir", str(vids), *out, "--rgb_weights", str(weights["rgb"]), "--batch_size", "0"], "batch_size"),
+        (
+            ["--video_dir", str(vids), *out, "--rgb_weights", str(weights["rgb"]), "--device", "foo"],
+            "error: --device foo: not a device; choose cpu, cuda, cuda:N (N = a GPU index) or auto",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -403,7 +407,7 @@ def extract_cli(*args: str) -> subprocess.CompletedProcess:
 def test_one_job_per_output_folder_and_shards_share_it(tmp_path, weights):
     """A second extract.py into a folder that another job holds: one line naming the holder, exit 2, nothing written;
     after a SIGKILL of the holder the next run proceeds. Shards of one job run at the same time into one folder."""
-    from test_utils import held, holder
+    from folder_holder import held, holder
 
     vids, out = tmp_path / "videos", tmp_path / "features"
     vids.mkdir()
