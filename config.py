@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import postprocess
 from utils import (
+    MAX_THRESHOLDS,
     InputError,
     format_thresholds,
     is_finite_number,
@@ -116,14 +118,21 @@ POSITIVE = (lambda v: v > 0, "a finite number > 0")
 NON_NEGATIVE = (lambda v: v >= 0, "a finite number >= 0")
 UNIT = (lambda v: 0 <= v <= 1, "a finite number in [0, 1]")  # scores and tIoUs lie in [0, 1]
 SEED = (lambda v: 0 <= v < 2**32, "in [0, 2**32)")  # numpy.random.seed's range
+# Upper bounds where a value costs memory or processes without limit (the batch's memory is train.check_memory's).
+MAX_RATE = 1024  # post-processing scores rate × L frames per video (method §9.3); I3D snippets have 16
+MAX_WORKERS = max(16, 4 * (os.cpu_count() or 1))  # each data-loading worker is a process with its own memory
+MAX_SEEDS = 100  # one full training run, and one folder, per seed
 FLAG_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "num_seg": AT_LEAST_1,
     "batch_size": AT_LEAST_1,
     "num_iter": AT_LEAST_1,
     "eval_iter": AT_LEAST_1,
-    "rate": AT_LEAST_1,
+    "rate": (
+        lambda v: 1 <= v <= MAX_RATE,
+        f"in [1, {MAX_RATE}] (frames per snippet; post-processing works on rate × L frames)",
+    ),
     "stop_at": AT_LEAST_1,
-    "workers": (lambda v: v >= 0, "0 or more"),
+    "workers": (lambda v: 0 <= v <= MAX_WORKERS, f"in [0, {MAX_WORKERS}] (4 × this machine's CPUs, at least 16)"),
     "seed": SEED,
     "init_lr": POSITIVE,
     "weight_decay": NON_NEGATIVE,
@@ -148,6 +157,11 @@ def validate(cfg: Config) -> None:
     """Refuse settings that cannot run, in one line each, before anything is read or written."""
     for flag in FLAG_RANGES:
         check_range(flag, getattr(cfg, flag))
+    if len(cfg.act_th) > MAX_THRESHOLDS:
+        raise InputError(
+            f"--act_th: {len(cfg.act_th)} thresholds, at most {MAX_THRESHOLDS} (post-processing time and memory grow "
+            "with the count; the method uses 18: 0.1:1.0:0.05)"
+        )
     if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in cfg.act_th):
         raise InputError(
             f"--act_th {format_thresholds(cfg.act_th)}: thresholds must lie in [0, 1] (scores are clipped)"
@@ -155,6 +169,8 @@ def validate(cfg: Config) -> None:
     if cfg.seeds is not None:
         if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
             raise InputError(f"--seeds {cfg.seeds}: give one or more distinct seeds")
+        if len(cfg.seeds) > MAX_SEEDS:
+            raise InputError(f"--seeds: {len(cfg.seeds)} seeds, at most {MAX_SEEDS} (one training run and folder each)")
         for seed in cfg.seeds:
             check_range("seed", seed)
         if cfg.model_file or cfg.video:

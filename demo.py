@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset import DATASETS, FEATURE_DIM, read_ambiguous
-from utils import atomic_json_dump, atomic_np_save, atomic_path, remove_stale_temps
+from utils import atomic_json_dump, atomic_np_save, atomic_path, remove_stale_temps, safe_file_name
 
 TIMELINES = Path(__file__).resolve().parent / "result" / "demo_timelines.json"
 FPS, RATE, DIM = 25.0, 16, FEATURE_DIM  # feature frame rate, frames per snippet, channels per modality (method §1)
@@ -160,7 +160,9 @@ def make_demo(
                     strength = vrng.uniform(0.7, 1.3)
                     feats += strength * cover[c][:, None] * pattern[m][classes.index(c)][None]
                 feats += vrng.normal(0.0, 0.15, feats.shape)
-                atomic_np_save(np.maximum(feats, 0.0).astype(np.float32), out_dir / f"{name}_{m}.npy")
+                atomic_np_save(
+                    np.maximum(feats, 0.0).astype(np.float32), out_dir / f"{safe_file_name(name, TIMELINES)}_{m}.npy"
+                )
             annotations[name] = {
                 "subset": sub,
                 "duration": round(duration, 3),

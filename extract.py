@@ -18,6 +18,8 @@ instead of stopping.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import sys
 import time
@@ -39,6 +41,7 @@ from utils import (
     prepare_output_dir,
     resolve_device,
     run_cli,
+    safe_file_name,
 )
 
 SNIPPET = 16  # frames per snippet (method §12.6)
@@ -123,8 +126,8 @@ def run_frames(
         if progress is not None:
             progress.update()
     with clock("i3d"):
-        rgb, flow = (r.finish() if r is not None else None for r in runners)
-    return rgb, flow
+        rgb_feats, flow_feats = (r.finish() if r is not None else None for r in runners)
+    return rgb_feats, flow_feats
 
 
 def extract_video(
@@ -161,11 +164,11 @@ def extract_video(
     else:  # RGB alone: the same frames rgb_flow_frames pairs with flow (last one dropped, same JPEG round trip)
         frames = _drop_last(video.iter_frames(video_path))
         pairs = clock.iterate("decode", ((video.jpeg_roundtrip(f) if jpeg else f, None) for f in frames))
-    rgb, flow = run_frames(pairs, rgb_net, flow_net, device, batch_size, progress, clock)
-    n = len(rgb if rgb is not None else flow)
+    rgb_feats, flow_feats = run_frames(pairs, rgb_net, flow_net, device, batch_size, progress, clock)
+    n = len(rgb_feats if rgb_feats is not None else flow_feats)
     if n == 0:
         raise InputError(f"{video_path}: fewer than {SNIPPET + 1} frames at 25 fps, too short for one snippet")
-    return rgb, flow
+    return rgb_feats, flow_feats
 
 
 # --- many videos: resume, shards, failures ---------------------------------------------------------------------
@@ -247,6 +250,7 @@ def list_videos(video_dir: Path) -> list[Job]:
         raise InputError(f"{video_dir}: no video files ({' '.join(video.VIDEO_EXTENSIONS)})")
     jobs: dict[str, Job] = {}
     for p in files:
+        safe_file_name(p.stem, video_dir, "video file name")  # it names the features: <name>_rgb.npy
         if p.stem in jobs:
             raise InputError(f"{p}: same name as {jobs[p.stem].source.name}; features would collide")
         jobs[p.stem] = Job(p.stem, p)
@@ -258,7 +262,11 @@ def list_frame_folders(input_dir: Path, mode: str) -> list[Job]:
     if not input_dir.is_dir():
         raise InputError(f"{input_dir}: frame folder not found (--input_dir)")
     sub = "rgb" if mode == "rgb" else "flow_x"
-    jobs = [Job(p.name, p) for p in sorted(input_dir.iterdir()) if (p / sub).is_dir()]
+    jobs = [
+        Job(safe_file_name(p.name, input_dir, "frame folder name"), p)
+        for p in sorted(input_dir.iterdir())
+        if (p / sub).is_dir()
+    ]
     if not jobs:
         raise InputError(f"{input_dir}: no <video>/{sub}/ frame folders (write them with `python dataset.py`)")
     return jobs
@@ -297,15 +305,16 @@ def run_jobs(
         bar = Progress(desc=job.name, unit="frame", leave=False)
         try:
             rgb_net, flow_net = (nets[m] if m in todo else None for m in MODALITIES)
+            # (the features get names of their own: `flow` is the optical-flow method of every video of the run)
             if two_stage:
                 bar.total = sum(1 for _ in (job.source / "flow_x").glob("*.jpg"))
                 pairs = video.read_frame_folders(job.source)
-                rgb, flow = run_frames(pairs, rgb_net, flow_net, device, batch_size, bar)
+                rgb_feats, flow_feats = run_frames(pairs, rgb_net, flow_net, device, batch_size, bar)
             else:
                 bar.total = video.probe_video(job.source).num_frames_25 - 1
                 kwargs = {"batch_size": batch_size, "jpeg": jpeg, "workers": workers, "progress": bar, "flow": flow}
-                rgb, flow = extract_video(job.source, rgb_net, flow_net, device, **kwargs)
-            feats = {"rgb": rgb, "flow": flow}
+                rgb_feats, flow_feats = extract_video(job.source, rgb_net, flow_net, device, **kwargs)
+            feats = {"rgb": rgb_feats, "flow": flow_feats}
             checked = {m: check_features(feats[m], f"{job.name}_{m}") for m in todo}  # all valid before any write
             for m in todo:
                 atomic_np_save(checked[m], outputs[m])
@@ -390,6 +399,20 @@ def weight_paths(args: argparse.Namespace) -> dict[str, Path]:
     return {m: p for m, p in paths.items() if p is not None}
 
 
+def job_key(args: argparse.Namespace, weights: dict[str, Path], shards: int) -> str:
+    """What makes processes shards of one job, hashed: the same videos (or frame folders), weights files, optical
+    flow, JPEG round trip and shard count. Only such processes share an output folder (utils.claim_output_dir)."""
+    source = args.video_dir if args.video_dir is not None else args.input_dir
+    parts = {
+        "source": os.path.realpath(source),
+        "weights": {m: os.path.realpath(p) for m, p in sorted(weights.items())},
+        "flow": args.flow,
+        "jpeg": not args.no_jpeg,
+        "shards": shards,
+    }
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
@@ -410,7 +433,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     two_stage = args.input_dir is not None
     jobs = list_frame_folders(args.input_dir, args.mode) if two_stage else list_videos(args.video_dir)
     nets = {m: load_i3d(p, 3 if m == "rgb" else 2).to(device) for m, p in paths.items()}
-    prepare_output_dir(args.output_dir, "--output_dir")  # inputs are valid: now writable (else one line), no temps
+    # Inputs are valid: the folder is now made writable (else one line), held for this run (shards of one job share
+    # it, each shard once), and cleared of killed runs' temporaries.
+    job = job_key(args, paths, shards)
+    prepare_output_dir(args.output_dir, "--output_dir", job=job, part=f"{shard}/{shards}")
     mine = shard_jobs(jobs, shard, shards)
     label = f"shard {shard}/{shards}" if shards > 1 else "all"
     results = run_jobs(

@@ -188,7 +188,7 @@ def _save_visuals(cfg: Any, result: EvalResult, split: dataset.Split, tag: str) 
     note = " — SYNTHETIC features on a real THUMOS14 timeline (demo)" if cfg.demo else ""
     written = visualise.save_test_visuals(
         out_dir, result.per_video, gt, classes, ap, tious, fps=cfg.fps, rate=cfg.rate, progress=cfg.progress,
-        show_all=cfg.show_all, note=note,
+        show_all=cfg.show_all, note=note, source=split.annotation_file or f"the {split.data_name} {split.split} split",
     )  # fmt: skip
     print(f"{len(written)} pictures → {out_dir}")
 

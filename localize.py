@@ -41,6 +41,7 @@ from utils import (
     prepare_output_dir,
     remove_stale_temps,
     resolve_device,
+    safe_file_name,
 )
 
 TABLE_ROWS = 20  # the terminal shows the best detections; the JSON/CSV hold all of them
@@ -142,8 +143,12 @@ def _file_id(path: str | os.PathLike | None) -> dict[str, Any] | None:
     return {"name": path.name, "size": path.stat().st_size, "sha1_head": hashlib.sha1(head).hexdigest()}
 
 
-def feature_paths(save_path: str | os.PathLike, stem: str) -> tuple[Path, Path, Path]:
-    """(rgb .npy, flow .npy, sidecar .json) of a video's cached features under `<save_path>/features/`."""
+def feature_paths(
+    save_path: str | os.PathLike, stem: str, source: str | os.PathLike = "--video"
+) -> tuple[Path, Path, Path]:
+    """(rgb .npy, flow .npy, sidecar .json) of a video's cached features under `<save_path>/features/`; `stem` must
+    be a file name (utils.safe_file_name; `source` is where it came from)."""
+    stem = safe_file_name(stem, source)
     d = Path(save_path) / "features"
     return d / f"{stem}_rgb.npy", d / f"{stem}_flow.npy", d / f"{stem}.json"
 
@@ -160,7 +165,7 @@ def load_cached_features(
     """
     from extract import valid_features
 
-    rgb_path, flow_path, meta_path = feature_paths(save_path, Path(video_path).stem)
+    rgb_path, flow_path, meta_path = feature_paths(save_path, Path(video_path).stem, Path(video_path).parent)
     if not (meta_path.is_file() and valid_features(rgb_path) and valid_features(flow_path)):
         return None
     try:
@@ -171,8 +176,8 @@ def load_cached_features(
         return None
     if any(path and meta.get(key) != _file_id(path) for key, path in weights.items()):
         return None
-    rgb, flow = np.load(rgb_path), np.load(flow_path)
-    return (rgb, flow) if rgb.shape == flow.shape else None
+    rgb_feats, flow_feats = np.load(rgb_path), np.load(flow_path)  # (`flow` is the optical-flow method)
+    return (rgb_feats, flow_feats) if rgb_feats.shape == flow_feats.shape else None
 
 
 class FeatureSource:
@@ -244,7 +249,9 @@ class FeatureSource:
         rgb, flow = np.ascontiguousarray(rgb, dtype=np.float32), np.ascontiguousarray(flow, dtype=np.float32)
         if len(rgb) < 1:
             raise InputError(f"{video_path}: too short for one 16-frame snippet at 25 fps")
-        rgb_path, flow_path, meta_path = feature_paths(self.cfg.save_path, Path(video_path).stem)
+        rgb_path, flow_path, meta_path = feature_paths(
+            self.cfg.save_path, Path(video_path).stem, Path(video_path).parent
+        )
         atomic_np_save(rgb, rgb_path)
         atomic_np_save(flow, flow_path)
         meta = {"video": _file_id(video_path), "flow": self.flow, **{k: _file_id(v) for k, v in self.weights.items()}}
@@ -361,6 +368,7 @@ def find_videos(path: str | os.PathLike) -> list[Path]:
 
     path = Path(path)
     if path.is_file():
+        safe_file_name(path.stem, path.parent, "video file name")  # it names the outputs: <stem>_detections.json ...
         return [path]
     if not path.is_dir():
         raise InputError(f"{path}: no such video file or folder")
@@ -368,7 +376,7 @@ def find_videos(path: str | os.PathLike) -> list[Path]:
     videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in extensions)
     if not videos:
         raise InputError(f"{path}: folder holds no video files ({', '.join(sorted(extensions))})")
-    stems = [p.stem for p in videos]
+    stems = [safe_file_name(p.stem, path, "video file name") for p in videos]  # they name the outputs
     dup = sorted({s for s in stems if stems.count(s) > 1})
     if dup:
         raise InputError(f"{path}: several videos share the name {dup[0]!r} (outputs are named by it); rename them")
@@ -414,7 +422,7 @@ def localize_video(
     import visualise
 
     video_path = Path(video_path)
-    stem = video_path.stem
+    stem = safe_file_name(video_path.stem, video_path.parent, "video file name")  # it names the files written below
     save = Path(cfg.save_path)
     t0 = time.perf_counter()
     clock = StageClock()

@@ -38,6 +38,7 @@ import train
 from config import DATASET_DEFAULTS, DEMO_DEFAULTS, TEST_SETTINGS, Config, read_settings, validate
 from utils import (
     InputError,
+    claim_output_dir,
     parse_act_th,
     parse_seeds,
     prepare_output_dir,
@@ -144,13 +145,18 @@ def prepare_outputs(cfg: Config) -> None:
     """Before any work (data, model, training), for every folder the run writes into (--save_path, and seed<s>/ of
     each --seeds run): a training run must not silently replace an earlier run nor --resume a missing one
     (train.check_start, one line), the folder must be writable (one line, not a traceback at the first save), and
-    the temporaries that killed saves left there are removed (utils.prepare_output_dir)."""
+    the temporaries that killed saves left there are removed (utils.prepare_output_dir). Each folder is held for the
+    life of the run: a second run into it is one line naming the holder (utils.claim_output_dir)."""
     runs = [seeds.seed_config(cfg, seed) for seed in cfg.seeds] if cfg.seeds else [cfg]
+    folders = list(dict.fromkeys([cfg.save_path, *(sub.save_path for sub in runs)]))
+    for folder in folders:  # a folder another run is writing: that is the one line, not its files (check_start)
+        if Path(folder).is_dir():
+            claim_output_dir(folder, "--save_path")
     if not cfg.model_file:
         for sub in runs:  # every seed before the first one trains
             train.check_start(sub)
-    for folder in dict.fromkeys([cfg.save_path, *(sub.save_path for sub in runs)]):
-        prepare_output_dir(folder, "--save_path")
+    for folder in folders:
+        prepare_output_dir(folder, "--save_path")  # held until the run ends (utils.claim_output_dir)
         remove_stale_temps(Path(folder) / f"{cfg.data_name}_test_vis")  # --save_vis pictures
 
 
@@ -173,6 +179,8 @@ def run(cfg: Config) -> Any:
     if cfg.video:
         return localize.run(cfg, header=cfg.summary())
     device = resolve_device(cfg.device)
+    if not cfg.model_file:
+        train.check_memory(cfg, device)  # a batch that cannot fit: refused before any data is read
     check_data(cfg)
     prepare_outputs(cfg)
     print(cfg.summary())

@@ -56,9 +56,11 @@ from utils import (
     atomic_csv_write,
     atomic_json_dump,
     atomic_torch_save,
+    available_memory,
     check_finite,
     checksum,
     describe,
+    format_bytes,
     is_finite_number,
     note_no_checksum,
     save_checkpoint,
@@ -121,6 +123,45 @@ def load_data(cfg: Any) -> RunData:
         train, val = holdout_split(train, cfg.val_fraction, cfg.seed)
         return RunData(train, val, test)
     return RunData(train, test, test)
+
+
+# --- what a run's memory must hold --------------------------------------------------------------------------------
+# One training step (forward and backward) of a batch [B, T, 2048], measured on CPU as the peak resident memory of a
+# step (B 1–32, T 500–4000, 20 classes): ~74 kB per snippet plus ~88 B per pair of snippets of a video, the [H, T, T]
+# attention maps of method §2.1 (scores, two softmaxes, their gradients: 4 heads × 4 bytes × ~5.5). Rounded up here.
+STEP_BYTES_PER_SNIPPET = 80_000  # the features [T, 2048] float32 (8 kB) and the activations
+STEP_BYTES_PER_PAIR = 96  # the attention maps, per video: T² pairs
+STEP_BYTES_FIXED = 400_000_000  # weights (22 M float32), their gradients, Adam's two moments
+STREAM_BYTES_PER_ITEM = 16  # BatchStream: the int64 permutation of batch_size·num_iter items and their videos
+
+
+def step_memory(batch_size: int, num_seg: int) -> int:
+    """Estimated bytes of one training step on batches [batch_size, num_seg, 2048] (see the constants above)."""
+    b, t = int(batch_size), int(num_seg)
+    return b * t * STEP_BYTES_PER_SNIPPET + b * t * t * STEP_BYTES_PER_PAIR + STEP_BYTES_FIXED
+
+
+def check_memory(cfg: Any, device: torch.device) -> None:
+    """Before any data is read: refuse a training run whose step (`step_memory`) cannot fit the memory `device` has
+    free, or whose batch stream cannot fit the host's, with one line that says the estimate and the limit. (--preload
+    also holds the training features on the device; their size is known once they are listed.)"""
+    need = step_memory(cfg.batch_size, cfg.num_seg)
+    stream = cfg.batch_size * cfg.num_iter * STREAM_BYTES_PER_ITEM
+    host, host_what = available_memory(torch.device("cpu"))
+    if stream > host:
+        raise InputError(
+            f"--num_iter {cfg.num_iter} --batch_size {cfg.batch_size}: the batch stream lists batch_size × num_iter = "
+            f"{cfg.batch_size * cfg.num_iter} videos ({format_bytes(stream)}), but the machine has "
+            f"{format_bytes(host)} ({host_what}); lower --num_iter"
+        )
+    avail, what = (host - stream, host_what) if device.type == "cpu" else available_memory(device)
+    if need > avail:
+        raise InputError(
+            f"--num_seg {cfg.num_seg} --batch_size {cfg.batch_size}: a training step needs about {format_bytes(need)} "
+            f"(features [{cfg.batch_size}, {cfg.num_seg}, 2048] float32 and the network's activations: ~80 kB per "
+            f"snippet and ~96 B per pair of snippets of a video), but {device} has {format_bytes(avail)} ({what}); "
+            "lower --num_seg or --batch_size"
+        )
 
 
 # --- the batch stream (method §8) ----------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ import math
 import os
 import random
 import re
+import shlex
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -371,11 +373,127 @@ def check_output_dir(folder: str | os.PathLike, flag: str) -> Path:
     return folder
 
 
-def prepare_output_dir(folder: str | os.PathLike, flag: str) -> Path:
-    """What every command does first with its output folder: check_output_dir, then remove_stale_temps."""
+def prepare_output_dir(
+    folder: str | os.PathLike, flag: str, *, job: str | None = None, part: str | None = None
+) -> Path:
+    """What every command does first with its output folder: check_output_dir, claim_output_dir (held until the
+    command ends), then remove_stale_temps."""
     folder = check_output_dir(folder, flag)
+    claim_output_dir(folder, flag, job=job, part=part)
     remove_stale_temps(folder)
     return folder
+
+
+# --- one run per output folder -------------------------------------------------------------------------------------
+# A run holds its output folder for its whole life: an exclusive flock on a holder file `.acrnet.<random>.holder` in
+# the folder, which also says who holds it (pid, host, command, start time). The kernel drops a flock when its process
+# ends in any way (a SIGKILL too), so a killed run never blocks the next; its holder file is removed by the next claim.
+# Claims are made one at a time under a flock on the folder itself (held for milliseconds), so two runs starting at
+# the same moment cannot both miss each other. Runs of one job may share a folder when they say so: processes with the
+# same `job` and different `part`s (extract.py's shards and torchrun ranks). Where the file system has no locks (some
+# NFS mounts) runs are not kept apart.
+
+_HOLDER = re.compile(r"^\.acrnet\.[A-Za-z0-9_]{8}\.holder$")
+_CLAIMS: dict[str, tuple[int, Path]] = {}  # real path of a folder this process holds → (holder fd, holder file)
+CLAIM_WAIT = 30.0  # seconds a claim waits for another process's claim of the same folder to finish
+
+
+def claim_output_dir(folder: str | os.PathLike, flag: str, *, job: str | None = None, part: str | None = None) -> None:
+    """Hold the existing folder `folder` until this process ends or `release_output_dirs()` → None; held by another
+    live run (with another `job`, or the same `part` of it) → InputError naming the holder. Holding it already: no-op.
+    """
+    folder = Path(folder)
+    key = os.path.realpath(folder)
+    if key in _CLAIMS or fcntl is None:
+        return
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot open the output folder ({flag}): {e.strerror or e}") from None
+    try:
+        if not _lock_waiting(dir_fd, folder, flag):
+            return  # no locks on this file system
+        for entry in sorted(folder.iterdir()):
+            if _HOLDER.match(entry.name):
+                holder = _live_holder(entry)
+                if holder is not None and (job is None or holder.get("job") != job or holder.get("part") == part):
+                    raise InputError(_in_use(folder, flag, holder, shared=job is not None))
+        fd, name = tempfile.mkstemp(prefix=".acrnet.", suffix=".holder", dir=folder)
+        _lock(fd)
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": shlex.join(sys.argv) if sys.argv and sys.argv[0] else "python",
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "job": job,
+            "part": part,
+        }
+        os.write(fd, json.dumps(info).encode())
+        _CLAIMS[key] = (fd, Path(name))
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot hold the output folder ({flag}): {e.strerror or e}") from None
+    finally:
+        os.close(dir_fd)  # ends the claim's short lock on the folder (the holder file's lock stays)
+
+
+def release_output_dirs() -> None:
+    """Let go of every folder this process holds (run_cli does at the end of a command; process exit does too)."""
+    for fd, path in _CLAIMS.values():
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+    _CLAIMS.clear()
+
+
+def _lock_waiting(fd: int, folder: Path, flag: str) -> bool:
+    """Exclusive flock on `fd`, waiting up to CLAIM_WAIT seconds → True (False: no locks here)."""
+    deadline = time.monotonic() + CLAIM_WAIT
+    while True:
+        try:
+            return _lock(fd, blocking=False)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise InputError(
+                    f"{folder}: another process has been claiming this output folder ({flag}) for {CLAIM_WAIT:.0f} s; "
+                    "is it stopped?"
+                ) from None
+            time.sleep(0.02)
+
+
+def _live_holder(path: Path) -> dict[str, Any] | None:
+    """The holder file's info if a live process holds it, else None (a stale one is removed)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        try:
+            if not _lock(fd, blocking=False):
+                return None
+        except BlockingIOError:  # held: a live run
+            try:
+                info = json.loads(os.read(fd, 1 << 16) or b"{}")
+            except ValueError:
+                info = {}
+            return info if isinstance(info, dict) else {}
+        with contextlib.suppress(OSError):
+            path.unlink()  # its process ended without letting go (killed): stale
+        return None
+    finally:
+        os.close(fd)
+
+
+def _in_use(folder: Path, flag: str, holder: dict[str, Any], shared: bool) -> str:
+    """The one line for a folder held by another run."""
+    shown = lambda v: "".join(c if c.isprintable() else "?" for c in str(v))  # noqa: E731 — one line, whatever it holds
+    command = shown(holder.get("command", "?"))
+    command = command if len(command) <= 200 else command[:199] + "…"
+    who = f"pid {shown(holder.get('pid', '?'))} on {shown(holder.get('host', '?'))}"
+    since = f", started {shown(holder['started'])}" if holder.get("started") else ""
+    hint = f"wait for it to end, or choose another {flag}"
+    if shared:
+        hint += " (shards of one extract job may share a folder: same videos, weights, --flow and shard count)"
+    return f"{folder}: in use by another run ({who}{since}: {command}); {hint}"
 
 
 # --- timing -----------------------------------------------------------------------------------------------------
@@ -650,6 +768,8 @@ def run_cli(body: Callable[[], int | None], *, interrupted: str | Callable[[], s
             raise
         print(f"\ninterrupted; {interrupted if isinstance(interrupted, str) else interrupted()}", file=sys.stderr)
         return 130
+    finally:
+        release_output_dirs()  # the command's output folders are free for the next run
     return code if isinstance(code, int) else 0
 
 
@@ -662,6 +782,17 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise InputError(f"--shard {text}: needs 0 <= I < N")
     return i, n
+
+
+MAX_THRESHOLDS = 1000  # --act_th: post-processing time and memory grow with the count (the method uses 18)
+
+
+def _too_many_thresholds(text: str, count: int | str) -> str:
+    shown = text if len(text) <= 60 else text[:59] + "…"
+    return (
+        f"--act_th {shown!r}: {count} thresholds, at most {MAX_THRESHOLDS} (post-processing time and memory grow "
+        "with the count; the method uses 18: 0.1:1.0:0.05)"
+    )
 
 
 def parse_act_th(text: str) -> list[float]:
@@ -678,6 +809,9 @@ def parse_act_th(text: str) -> list[float]:
             start, stop, step = (float(p) for p in parts)
             if not all(math.isfinite(v) for v in (start, stop, step)) or step <= 0:
                 raise InputError(f"--act_th {text!r}: start:stop:step needs finite numbers and a positive step")
+            count = (stop - start) / step  # numpy.arange's length (rounded up), known before it allocates
+            if count > MAX_THRESHOLDS:
+                raise InputError(_too_many_thresholds(text, f"{math.ceil(count)}" if count < 1e15 else f"{count:.3g}"))
             values = np.arange(start, stop, step).tolist()
         else:
             values = [float(p) for p in re.split(r"[,\s]+", text) if p]
@@ -687,6 +821,8 @@ def parse_act_th(text: str) -> list[float]:
         ) from None
     if not values:
         raise InputError(f"--act_th {text!r}: gives no thresholds")
+    if len(values) > MAX_THRESHOLDS:
+        raise InputError(_too_many_thresholds(text, len(values)))
     if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
         raise InputError(f"--act_th {text!r}: thresholds must lie in [0, 1] (scores are clipped to [0, 1])")
     return values
@@ -705,14 +841,91 @@ def format_thresholds(values: Sequence[float]) -> str:
     return ",".join(f"{v:g}" for v in values)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` → CUDA if available, else CPU; otherwise `torch.device(name)` (clear error if CUDA is absent)."""
+DEVICE_CHOICES = "cpu, cuda, cuda:N (N = a GPU index) or auto (CUDA if there is a GPU, else cpu)"
+
+
+def resolve_device(name: str = "auto", flag: str = "--device") -> torch.device:
+    """`auto` → CUDA if available, else CPU; `cpu`, `cuda`, `cuda:N` → that device. Anything else, or a CUDA device
+    this machine does not have → InputError `--device <name>: ...` (one line naming the choices)."""
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: CUDA is not available on this machine")
-    return device
+    m = re.fullmatch(r"cpu|cuda(?::(\d{1,4}))?", name)
+    if m is None:
+        shown = name.encode("unicode_escape").decode("ascii")  # one line, whatever was typed
+        raise InputError(f"{flag} {shown}: not a device; choose {DEVICE_CHOICES}")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise InputError(f"{flag} {name}: this machine has no CUDA GPU (PyTorch sees none); use --device cpu or auto")
+    count = torch.cuda.device_count()
+    if m[1] is not None and int(m[1]) >= count:
+        raise InputError(f"{flag} {name}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    return torch.device(name)
+
+
+def available_memory(device: torch.device) -> tuple[int, str]:
+    """(bytes a run may still allocate on `device`, what that number is). CUDA: the GPU's free memory
+    (torch.cuda.mem_get_info). CPU: MemAvailable of /proc/meminfo, capped by a cgroup v2 memory.max (containers);
+    off Linux the free (or total) physical memory of os.sysconf."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free), f"free on {device}"
+    avail, what = None, "available memory (RAM)"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            pages = os.sysconf("SC_AVPHYS_PAGES") if hasattr(os, "sysconf") else -1
+            avail = int(pages) * os.sysconf("SC_PAGE_SIZE") if pages > 0 else None
+    if avail is None:
+        avail = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        what = "physical memory (RAM)"
+    with contextlib.suppress(OSError, ValueError):
+        cg = Path("/sys/fs/cgroup")
+        limit = (cg / "memory.max").read_text().strip()
+        if limit != "max":
+            room = int(limit) - int((cg / "memory.current").read_text())
+            if room < avail:
+                avail, what = max(room, 0), "memory left under this container's limit"
+    return int(avail), what
+
+
+def format_bytes(n: float) -> str:
+    """1.5e9 → '1.5 GB' (decimal units)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+# --- names from data as file names -----------------------------------------------------------------------------------
+
+
+def safe_file_name(name: Any, source: str | os.PathLike, what: str = "video name") -> str:
+    """`name` (from data: a video or class name) as one file-name part → `name`, unchanged. A name that could leave the
+    folder or break the file system → InputError `<source>: <what> <name>: cannot be a file name (<why>)`: empty, a
+    path separator (/ or \\), `.` or `..` alone, a NUL or other control character. Every path built from a name read
+    from data goes through here."""
+    why = None
+    if not isinstance(name, str) or not name:
+        why = "it is empty" if isinstance(name, str) else f"it is not text but {type(name).__name__}"
+    elif "/" in name or "\\" in name:
+        why = "it holds a path separator, / or \\"
+    elif name in (".", ".."):
+        why = f"{name} names a folder"
+    elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        why = "it holds a NUL or other control character"
+    if why is not None:
+        shown = ascii(name) if len(ascii(name)) <= 200 else ascii(name)[:199] + "..."
+        where = str(source).encode("unicode_escape").decode("ascii")
+        raise InputError(f"{where}: {what} {shown}: cannot be a file name ({why})")
+    return name
 
 
 @contextlib.contextmanager

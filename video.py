@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import atexit
 import concurrent.futures as cf
+import hashlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -30,7 +32,17 @@ import av
 import cv2
 import numpy as np
 
-from utils import InputError, Progress, StageClock, parse_shard, resolve_device, run_cli, warn_once
+from utils import (
+    InputError,
+    Progress,
+    StageClock,
+    parse_shard,
+    prepare_output_dir,
+    resolve_device,
+    run_cli,
+    safe_file_name,
+    warn_once,
+)
 
 FLOW_BOUND = 20.0  # method §12.4: quantisation scale 256/(2·20) = 6.4 (saturation near ±20 px)
 JPEG_QUALITY = 95  # cv2.imwrite's default, as the authors wrote their frames
@@ -636,7 +648,7 @@ def write_frame_folders(
     progress=True shows per-frame progress (utils.Progress). flow, device, workers: as `rgb_flow_frames`.
     """
     video_path = Path(video_path)
-    final = Path(out_dir) / video_path.stem
+    final = Path(out_dir) / safe_file_name(video_path.stem, video_path.parent, "video file name")
     if final.is_dir():
         return final
     tmp = final.with_name(f".{final.name}.tmp")
@@ -726,6 +738,11 @@ def _write_all_frame_folders(args: argparse.Namespace) -> int:
     videos = videos[shard::nshards]
     done, skipped, failed, n_frames = [], [], [], 0
     out_dir = Path(args.output_dir)
+    # Held for this run (utils.claim_output_dir): only shards of one job (same videos, flow, frame rate, size and
+    # shard count) share the folder, each shard once.
+    job = {"videos": os.path.realpath(video_dir), "flow": args.flow, "fps": args.fps, "short": args.short_side}
+    job_key = hashlib.sha1(json.dumps({**job, "shards": nshards}, sort_keys=True).encode()).hexdigest()[:16]
+    prepare_output_dir(out_dir, "--output_dir", job=job_key, part=f"{shard}/{nshards}")
     t0 = time.perf_counter()
     shown = Progress(videos, desc="videos", unit="video")
     for v in shown:

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import hsv_to_rgb, to_rgb  # noqa: E402
 
 from postprocess import DISPLAY_MERGE_TIOU, DISPLAY_MIN_SCORE, display_detections  # noqa: E402
-from utils import Progress, atomic_path  # noqa: E402
+from utils import Progress, atomic_path, safe_file_name  # noqa: E402
 
 DPI = 100
 VIDEO_FIGSIZE = (12.0, 8.0)  # inches → 1200×800 px at DPI
@@ -354,6 +354,7 @@ def save_test_visuals(
     progress: bool = True,
     show_all: bool = False,
     note: str = "",
+    source: str | os.PathLike = "the test split",
 ) -> list[Path]:
     """Pictures of a whole test run (`main.py --save_vis`) → the written paths.
 
@@ -363,16 +364,18 @@ def save_test_visuals(
     ground_truth: {video: [{"label", "segment"}]} (Split.ground_truth); videos absent → drawn without ground truth.
     ap_per_class: [C, n_tiou] per-class AP (NaN rows = classes without ground truth), tious: the thresholds.
     video_paths: optional {video: file} for keyframe strips. show_all: see plot_video. note: added to each video
-    picture's title (the demo says its features are synthetic).
+    picture's title (the demo says its features are synthetic). source: where the video names come from (the
+    annotation file), named by the one-line error of a name that cannot be a file name (utils.safe_file_name).
     """
     out_dir = Path(out_dir)
+    files = {name: f"{safe_file_name(name, source)}.png" for name in results}  # every name checked before any write
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, r in Progress(results.items(), desc="pictures", unit="video", enabled=progress):
         seg = _numpy(r["seg_score"]) if "seg_score" in r else _softmax(_numpy(r["cas"]))
         written.append(
             plot_video(
-                out_dir / f"{name}.png",
+                out_dir / files[name],
                 classes=classes,
                 seg_score=seg,
                 act_score=_numpy(r["act_score"]),

@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from utils import InputError, Progress, is_finite_number
+from utils import (
+    InputError,
+    Progress,
+    is_finite_number,
+    safe_file_name,
+)
 
 # The flat annotation form of dataset.read_annotations:
 #   {video_id: {"subset": str, "duration": float | None, "annotations": [{"label": str, "segment": [s, e]}]}}
@@ -197,6 +202,8 @@ def wtalc_names_and_classes(folder: str | os.PathLike) -> tuple[list[str], list[
     """A W-TALC annotation folder → (video names in features-row order (videoname.npy), classlist.npy)."""
     files = _wtalc_files(Path(folder))
     names = _wtalc_strings(files["videoname"], "video name")
+    for name in names:  # they become file names (--save_vis pictures): none may leave a folder
+        safe_file_name(name, files["videoname"])
     if len(set(names)) != len(names):
         dup = next(v for v, n in Counter(names).items() if n > 1)
         raise InputError(f"{files['videoname']}: video {dup} is listed twice")

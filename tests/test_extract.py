@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ import torch
 from reference_extract import random_i3d, snippet_features_reference
 
 import extract
-from extract import SnippetRunner, extract_video, main, resolve_shard, shard_jobs
+from extract import MODALITIES, SnippetRunner, extract_video, main, resolve_shard, shard_jobs
 from i3d import load_i3d
 
 try:
@@ -24,6 +27,7 @@ except ImportError:  # e.g. a GPU box without PyAV: only the tests that decode v
     av = video = None
 needs_video = pytest.mark.skipif(video is None, reason="PyAV / video.py not importable")
 
+ROOT = Path(__file__).resolve().parents[1]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
@@ -282,6 +286,10 @@ def test_cli_input_errors_are_one_line(tmp_path, weights, capsys):
         (["--input_dir", str(vids), *out, "--mode", "rgb"], "needs --mode rgb|flow and --weights"),
         (["--input_dir", str(vids), *out, "--mode", "rgb", "--weights", str(weights["rgb"])], "no <video>/rgb/"),
         (["--video_dir", str(vids), *out, "--rgb_weights", str(weights["rgb"]), "--batch_size", "0"], "batch_size"),
+        (
+            ["--video_dir", str(vids), *out, "--rgb_weights", str(weights["rgb"]), "--device", "foo"],
+            "error: --device foo: not a device; choose cpu, cuda, cuda:N (N = a GPU index) or auto",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -348,3 +356,128 @@ def test_extract_video_stage_times(tmp_path, fake_tvl1):
     rgb_only = extract.StageClock()
     extract_video(path, nets[0], None, "cpu", clock=rgb_only)
     assert set(rgb_only.seconds) == {"decode", "i3d"}
+
+
+# --- issue 20: every video of a folder, both modalities; one job per output folder; names as file names -----------
+
+
+@needs_video
+@pytest.mark.parametrize("flow", ["tvl1", "opencv"])
+def test_a_folder_of_videos_with_both_modalities_then_resume(flow, tmp_path, weights, fake_tvl1, monkeypatch, capsys):
+    """Each video gets rgb and flow features of equal length [(N - 1) // 16, 1024]. (The features once rebound the
+    name of --flow: every video after the first failed with 'The truth value of an array ... is ambiguous'.) A second
+    run skips every finished video."""
+    vids, out = tmp_path / "videos", tmp_path / "features"
+    vids.mkdir()
+    frames = {"a": 40, "b": 18, "c": 57}  # → 2, 1, 3 snippets
+    for i, (name, n) in enumerate(frames.items()):
+        write_video(vids / f"{name}.mp4", n, seed=i)
+    w = ["--rgb_weights", str(weights["rgb"]), "--flow_weights", str(weights["flow"])]
+    argv = ["--video_dir", str(vids), "--output_dir", str(out), *w, "--workers", "1", "--flow", flow]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "failed" not in captured.err
+    assert table(captured.out) == {"extracted": (3, 6, 112), "skipped": (0, 0, 0), "failed": (0, 0, 0)}
+    first = {}
+    for name, n in frames.items():
+        rgb, fl = np.load(out / f"{name}_rgb.npy"), np.load(out / f"{name}_flow.npy")
+        assert rgb.shape == fl.shape == ((n - 1) // 16, 1024), name
+        assert rgb.dtype == fl.dtype == np.float32 and np.isfinite(rgb).all() and np.isfinite(fl).all()
+        assert not np.array_equal(rgb, fl)
+        first[name] = (rgb, fl)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{v}_{m}.npy" for v in frames for m in MODALITIES)
+    runs = extract_runs(monkeypatch)
+    assert main(argv) == 0  # resume: all done, nothing extracted again
+    assert runs == [] and table(capsys.readouterr().out)["skipped"] == (3, 0, 0)
+    (out / "b_flow.npy").unlink()  # one modality of one video missing: only that video runs again
+    assert main(argv) == 0
+    assert runs == ["b.mp4"] and table(capsys.readouterr().out)["extracted"][:2] == (1, 1)
+    for name, (rgb, fl) in first.items():
+        np.testing.assert_array_equal(np.load(out / f"{name}_rgb.npy"), rgb)
+        np.testing.assert_array_equal(np.load(out / f"{name}_flow.npy"), fl)
+
+
+def extract_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "extract.py"), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@needs_video
+def test_one_job_per_output_folder_and_shards_share_it(tmp_path, weights):
+    """A second extract.py into a folder that another job holds: one line naming the holder, exit 2, nothing written;
+    after a SIGKILL of the holder the next run proceeds. Shards of one job run at the same time into one folder."""
+    from folder_holder import held, holder
+
+    vids, out = tmp_path / "videos", tmp_path / "features"
+    vids.mkdir()
+    out.mkdir()
+    for i, name in enumerate(["a", "b", "c"]):
+        write_video(vids / f"{name}.mp4", 18, seed=i)
+    argv = ["--video_dir", str(vids), "--output_dir", str(out), "--rgb_weights", str(weights["rgb"])]
+    child = held(holder(out))  # any run of ours (here: one that holds the folder as main.py does)
+    try:
+        proc = extract_cli(*argv)
+        assert proc.returncode == 2 and proc.stdout == "", proc
+        assert proc.stderr.startswith(f"error: {out}: in use by another run (pid {child.pid} on "), proc.stderr
+        assert proc.stderr.count("\n") == 1 and "shards of one extract job may share a folder" in proc.stderr
+        assert not any(p.suffix == ".npy" for p in out.iterdir())
+    finally:
+        child.kill()
+        child.wait()
+    # Two shards of one job, started together: both run, each its own videos, all three written.
+    shards = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "extract.py"), *argv, "--shard", f"{i}/2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    for p in shards:
+        stdout, stderr = p.communicate(timeout=300)
+        assert p.returncode == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a_rgb.npy", "b_rgb.npy", "c_rgb.npy"]  # holder files gone
+    # A shard of another job (other weights) while a shard holds the folder: refused.
+    child = held(holder(out, job=extract_job(argv, 2), part="0/2"))
+    try:
+        assert extract_cli(*argv, "--shard", "1/2", "--no-skip_existing").returncode == 0  # same job: shares
+        copy = tmp_path / "rgb_copy.pt"
+        copy.write_bytes(weights["rgb"].read_bytes())  # other weights: another job
+        other = extract_cli(*argv[:-1], str(copy), "--shard", "1/2")
+    finally:
+        child.kill()
+        child.wait()
+    assert other.returncode == 2 and f"in use by another run (pid {child.pid} on " in other.stderr, other.stderr
+
+
+def extract_job(argv: list[str], shards: int) -> str:
+    """The job key extract.py computes for `argv` split in `shards` shards."""
+    args = extract.build_parser().parse_args(argv)
+    return extract.job_key(args, extract.weight_paths(args), shards)
+
+
+@needs_video
+def test_video_names_that_cannot_be_file_names_are_refused(tmp_path, weights, capsys):
+    vids, out = tmp_path / "videos", tmp_path / "features"
+    vids.mkdir()
+    write_video(vids / "good.mp4", 18)
+    (vids / "bad\nname.mp4").write_bytes((vids / "good.mp4").read_bytes())
+    argv = ["--video_dir", str(vids), "--output_dir", str(out), "--rgb_weights", str(weights["rgb"])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {vids}: video file name 'bad\\nname': cannot be a file name "
+        "(it holds a NUL or other control character)\n"
+    )
+    assert not out.exists()
+    frames = tmp_path / "frames"
+    (frames / "..\\..\\x" / "rgb").mkdir(parents=True)  # two-stage: a frame folder whose name has a separator
+    argv = ["--input_dir", str(frames), "--mode", "rgb", "--weights", str(weights["rgb"]), "--output_dir", str(out)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: {frames}: frame folder name '..\\\\..\\\\x': cannot be a file name "
+        "(it holds a path separator, / or \\)\n"
+    )
+    assert not out.exists()

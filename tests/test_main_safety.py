@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import errno
+import json
 import os
 import shutil
 import signal
@@ -77,14 +78,21 @@ def checkpoint(path: Path) -> Path:
 
 # --- every numeric flag: finite and in range, up front ---------------------------------------------------------
 
+RATE = "in [1, 1024] (frames per snippet; post-processing works on rate × L frames)"
 BAD_FLAGS = [
     ("num_seg", "0", "at least 1"),
     ("batch_size", "-2", "at least 1"),
     ("num_iter", "0", "at least 1"),
     ("eval_iter", "0", "at least 1"),
-    ("rate", "0", "at least 1"),
+    ("rate", "0", "in [1, 1024] (frames per snippet; post-processing works on rate × L frames)"),
+    (
+        "rate",
+        "1025",
+        "in [1, 1024] (frames per snippet; post-processing works on rate × L frames)",
+    ),  # post-processing's frame-level scores: rate × L per video
     ("stop_at", "0", "at least 1"),
-    ("workers", "-1", "0 or more"),
+    ("workers", "-1", f"in [0, {config.MAX_WORKERS}] (4 × this machine's CPUs, at least 16)"),
+    ("workers", str(config.MAX_WORKERS + 1), f"in [0, {config.MAX_WORKERS}] (4 × this machine's CPUs, at least 16)"),
     ("seed", str(2**32), "in [0, 2**32)"),
     ("init_lr", "-1", "a finite number > 0"),  # was a ValueError traceback from Adam
     ("init_lr", "nan", "a finite number > 0"),
@@ -402,3 +410,156 @@ def test_killed_during_a_save_then_resumed_gives_the_uninterrupted_run(tiny_data
     assert steps(save) == steps(reference)  # (the last column: seconds)
     load = lambda folder: torch.load(folder / "thumos14_last.pt", weights_only=True)  # noqa: E731
     assert_same(load(save), load(reference))
+
+
+# --- issue 20: one run per folder, names from data, --device, memory and count bounds -----------------------------
+
+
+def test_a_second_run_into_a_held_folder_is_one_line(tiny_data, tmp_path, capsys):
+    """Every mode that writes into --save_path holds it for its life: a second run into it is one line naming the
+    holder (exit 2) before any work; once the holder is killed (SIGKILL) the next run proceeds."""
+    from folder_holder import held, holder
+
+    save = tmp_path / "out"
+    save.mkdir()
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "clip.mp4").write_bytes(b"not decoded before the folder is held")
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"")
+    model = str(checkpoint(tmp_path / "m.pth"))
+    data = ["--data_path", str(tiny_data), *TINY, "--num_iter", "1", "--save_path", str(save)]
+    child = held(holder(save))
+    try:
+        line = f"error: {save}: in use by another run (pid {child.pid} on "
+        modes = {
+            "train": data,
+            "seeds": [*data, "--seeds", "1,2"],
+            "resume": [*data, "--resume"],
+            "model_file": [*data, "--model_file", model],
+            "video": [*data, "--model_file", model, "--video", str(videos), "--rgb_weights", str(weights),
+                      "--flow_weights", str(weights)],
+            "demo": ["--demo", *TINY, "--save_path", str(save)],
+        }  # fmt: skip
+        for mode, argv in modes.items():
+            assert main.main(argv) == 2, mode
+            err = error_line(capsys)
+            assert err.startswith(line) and err.endswith(
+                f": main.py --save_path {save}); wait for it to end, or choose another --save_path"
+            ), (mode, err)
+        proc = subprocess.run([sys.executable, str(ROOT / "main.py"), *data], capture_output=True, text=True)
+        assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.startswith(line), proc
+        assert proc.stderr.count("\n") == 1
+    finally:
+        child.kill()  # SIGKILL: no chance to let go; the kernel drops its lock
+        child.wait()
+    assert main.main(data) == 0  # proceeds, and removes the killed run's holder file
+    assert not [p for p in save.iterdir() if p.name.startswith(".acrnet.")]
+
+
+def test_device_choices_are_one_line(tiny_data, tmp_path, monkeypatch, capsys, no_work):
+    choices = "choose cpu, cuda, cuda:N (N = a GPU index) or auto (CUDA if there is a GPU, else cpu)"
+    model = str(checkpoint(tmp_path / "m.pth"))
+    for argv in (
+        ["--data_path", str(tiny_data)],
+        ["--data_path", str(tiny_data), "--model_file", model],
+        ["--model_file", model, "--video", str(tmp_path / "clip.mp4")],
+    ):
+        assert main.main([*argv, "--device", "foo"]) == 2
+        assert error_line(capsys) == f"error: --device foo: not a device; {choices}"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for argv in (["--data_path", str(tiny_data)], ["--model_file", model, "--video", str(tmp_path / "clip.mp4")]):
+        assert main.main([*argv, "--device", "cuda:0"]) == 2
+        no_gpu = "error: --device cuda:0: this machine has no CUDA GPU (PyTorch sees none); use --device cpu or auto"
+        assert error_line(capsys) == no_gpu
+
+
+def test_a_batch_that_cannot_fit_is_refused_before_any_data(tiny_data, tmp_path, capsys, no_work):
+    base = ["--data_path", str(tiny_data), "--save_path", str(tmp_path / "out"), "--device", "cpu"]
+    avail, what = train.available_memory(torch.device("cpu"))
+    assert main.main([*base, "--num_seg", "100000", "--batch_size", "32"]) == 2
+    need = train.step_memory(32, 100000)
+    assert need > 3e13  # ~30 TB: features [32, 100000, 2048] and 32 attention maps of 100000² snippet pairs
+    expected = (
+        f"error: --num_seg 100000 --batch_size 32: a training step needs about {train.format_bytes(need)} (features "
+        "[32, 100000, 2048] float32 and the network's activations: ~80 kB per snippet and ~96 B per pair of snippets "
+        "of a video), but cpu has "
+    )
+    err = error_line(capsys)
+    assert err.startswith(expected) and err.endswith(f" ({what}); lower --num_seg or --batch_size"), err
+    assert main.main([*base, "--num_iter", str(10**12), "--batch_size", "32", "--num_seg", "8"]) == 2
+    assert error_line(capsys).startswith(
+        f"error: --num_iter {10**12} --batch_size 32: the batch stream lists batch_size × num_iter = {32 * 10**12} "
+        f"videos ({train.format_bytes(16 * 32 * 10**12)}), but the machine has "
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_step_memory_estimate_and_limit(monkeypatch):
+    """The estimate is linear in B, quadratic in T; the authors' THUMOS14 setting (B 32, T 750, ~4 GB: measured peak
+    3.3 GB above the process's own on CPU) passes where that much is free and is refused where it is not."""
+    assert train.step_memory(32, 750) == 32 * 750 * 80_000 + 32 * 750**2 * 96 + 400_000_000
+    assert train.step_memory(2, 10) - train.step_memory(1, 10) == 10 * 80_000 + 100 * 96
+    cfg = main.make_config(["--device", "cpu"])
+    monkeypatch.setattr(train, "available_memory", lambda device: (8 * 10**9, "test memory"))
+    train.check_memory(cfg, torch.device("cpu"))
+    monkeypatch.setattr(train, "available_memory", lambda device: (3 * 10**9, "test memory"))
+    with pytest.raises(main.InputError, match=r"needs about 4\.0 GB .*, but cpu has 3\.0 GB \(test memory\); lower"):
+        train.check_memory(cfg, torch.device("cpu"))
+
+
+def test_counts_without_a_bound_are_capped(tmp_path, capsys, no_work):
+    rule = "at most 1000 (post-processing time and memory grow with the count; the method uses 18: 0.1:1.0:0.05)"
+    assert main.main(["--act_th", "0:1:1e-9"]) == 2
+    assert error_line(capsys) == f"error: --act_th '0:1:1e-9': 1000000000 thresholds, {rule}"
+    settings = tmp_path / "s.json"
+    settings.write_text(json.dumps({"act_th": [0.5] * 1001}))
+    assert main.main(["--config", str(settings)]) == 2
+    assert error_line(capsys) == f"error: --act_th: 1001 thresholds, {rule}"
+    assert main.main(["--seeds", ",".join(map(str, range(101)))]) == 2
+    assert error_line(capsys) == "error: --seeds: 101 seeds, at most 100 (one training run and folder each)"
+
+
+def test_video_names_that_cannot_be_file_names(tiny_data, tmp_path, capsys):
+    """A name read from data becomes a file name only through utils.safe_file_name: a W-TALC videoname.npy entry
+    ../../../../<elsewhere>/pwned once made --save_vis write <elsewhere>/pwned.png. Each path is refused in one line
+    naming the entry and its source, and nothing is written outside the output folder."""
+    from wtalc_layout import wtalc_from_authors
+
+    import localize
+    import visualise
+
+    elsewhere = tmp_path / "elsewhere"
+    hostile = ["../../../../../../../.." + str(elsewhere / "x" / "pwned"), "a\x00b"]
+    why = {hostile[0]: "it holds a path separator, / or \\", hostile[1]: "it holds a NUL or other control character"}
+    model = str(checkpoint(tmp_path / "m.pth"))
+    for k, name in enumerate(hostile):
+        data = wtalc_from_authors(tiny_data, tmp_path / f"wtalc{k}")
+        names_file = data / "Thumos14reduced-Annotations" / "videoname.npy"
+        names = list(np.load(names_file))
+        test_video = json.loads((tiny_data / "thumos14" / "annotations.json").read_text())
+        first_test = next(v for v, e in sorted(test_video.items()) if e["subset"] == "test")
+        names[names.index(first_test.encode())] = name.encode()
+        np.save(names_file, np.array(names))
+        save = tmp_path / f"out{k}"
+        argv = ["--data_path", str(data), "--model_file", model, "--save_vis", "--save_path", str(save), *TINY]
+        assert main.main(argv) == 2
+        err = error_line(capsys)
+        assert err == f"error: {names_file}: video name {ascii(name)}: cannot be a file name ({why[name]})", err
+    # The other places a name becomes a path: --save_vis pictures, --video outputs and feature cache, frame folders.
+    for name in hostile:
+        with pytest.raises(main.InputError, match=r"^ann\.json: video name .*: cannot be a file name"):
+            visualise.save_test_visuals(
+                tmp_path / "vis", {name: {}}, {}, [], np.zeros((0, 1)), [0.5], source="ann.json"
+            )
+        with pytest.raises(main.InputError, match=r"^--video: video name .*: cannot be a file name"):
+            localize.feature_paths(tmp_path / "cache", name)
+    assert not (tmp_path / "vis").exists() and not (tmp_path / "cache").exists()
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "a\nb.mp4").write_bytes(b"")
+    with pytest.raises(main.InputError, match=r"video file name 'a\\nb': cannot be a file name"):
+        localize.find_videos(videos)
+    with pytest.raises(main.InputError, match=r"video file name 'a\\nb': cannot be a file name"):
+        localize.find_videos(videos / "a\nb.mp4")
+    assert not elsewhere.exists()

@@ -437,3 +437,151 @@ def test_format_table_is_an_aligned_markdown_table():
         format_table(["a", "b"], [["only one"]])
     with pytest.raises(ValueError, match="2 columns"):
         format_table(["a", "b"], [], align="lx")
+
+
+# --- issue 20: one run per output folder, names from data as file names, --device, upper bounds -------------------
+
+from folder_holder import held, holder  # noqa: E402
+
+
+def test_claim_output_dir_one_run_per_folder(tmp_path):
+    import re
+    import signal
+    import socket
+
+    from utils import InputError, claim_output_dir, release_output_dirs
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    child = held(holder(folder))
+    try:
+        with pytest.raises(InputError) as e:
+            claim_output_dir(folder, "--save_path")
+        pattern = (
+            rf"{re.escape(str(folder))}: in use by another run \(pid {child.pid} on {re.escape(socket.gethostname())}, "
+            rf"started \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d: main.py --save_path {re.escape(str(folder))}\); "
+            r"wait for it to end, or choose another --save_path"
+        )
+        assert re.fullmatch(pattern, str(e.value)), str(e.value)
+        with pytest.raises(InputError, match="shards of one extract job may share"):
+            claim_output_dir(folder, "--save_path", job="j", part="0/2")  # a job does not share with a plain run
+    finally:
+        child.send_signal(signal.SIGKILL)  # the kernel drops its lock: the next claim proceeds
+        child.wait()
+    (stale,) = folder.iterdir()
+    assert stale.name.startswith(".acrnet.") and stale.name.endswith(".holder")
+    claim_output_dir(folder, "--save_path")
+    claim_output_dir(folder, "--save_path")  # held already: no-op
+    (mine,) = folder.iterdir()  # the killed run's holder file is gone, this process's is there
+    assert mine != stale and json.loads(mine.read_text())["pid"] == os.getpid()
+    release_output_dirs()
+    assert list(folder.iterdir()) == []
+
+
+def test_claim_output_dir_shards_of_one_job(tmp_path):
+    from utils import InputError, claim_output_dir, release_output_dirs
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    child = held(holder(folder, job="j", part="0/2"))
+    try:
+        claim_output_dir(folder, "--output_dir", job="j", part="1/2")  # another shard of the same job: shares
+        release_output_dirs()
+        for job, part in [("j", "0/2"), ("k", "1/2"), (None, None)]:  # the same shard twice, another job, a plain run
+            with pytest.raises(InputError, match=f"pid {child.pid} on "):
+                claim_output_dir(folder, "--output_dir", job=job, part=part)
+    finally:
+        child.kill()
+        child.wait()
+    release_output_dirs()
+
+
+def test_claims_starting_together_let_exactly_one_run(tmp_path):
+    """Runs started at the same moment: the claims are made one at a time, so exactly one holds the folder."""
+    import time
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    start = time.time() + 4.0  # all four are started (and have imported torch) by then
+    procs = [holder(folder, start=start, hold=3.0) for _ in range(4)]
+    outs = [p.communicate(timeout=60)[0].split()[0] for p in procs]
+    assert sorted(outs) == ["busy", "busy", "busy", "held"], outs
+    from utils import claim_output_dir, release_output_dirs
+
+    claim_output_dir(folder, "--save_path")  # the winner has ended: the folder is free, its holder file removed
+    release_output_dirs()
+    assert list(folder.iterdir()) == []
+
+
+def test_safe_file_name():
+    from utils import InputError, safe_file_name
+
+    for name in ["video_test_0000004", "v_-abc_12", "a..b", ".hidden", "名前 with spaces"]:
+        assert safe_file_name(name, "src") == name
+    cases = {
+        "../../../../tmp/x/pwned": "it holds a path separator, / or \\",
+        "a\\b": "it holds a path separator, / or \\",
+        "..": ".. names a folder",
+        ".": ". names a folder",
+        "": "it is empty",
+        "a\x00b": "it holds a NUL or other control character",
+        "a\nb": "it holds a NUL or other control character",
+        "a\x7fb": "it holds a NUL or other control character",
+    }
+    for name, why in cases.items():
+        with pytest.raises(InputError) as e:
+            safe_file_name(name, Path("ann/videoname.npy"))
+        assert str(e.value) == f"ann/videoname.npy: video name {ascii(name)}: cannot be a file name ({why})"
+        assert "\n" not in str(e.value) and "\x00" not in str(e.value)
+    with pytest.raises(InputError, match=r"^src: class 3: cannot be a file name \(it is not text but int\)$"):
+        safe_file_name(3, "src", "class")
+
+
+def test_resolve_device(monkeypatch):
+    from utils import InputError, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    choices = "choose cpu, cuda, cuda:N (N = a GPU index) or auto (CUDA if there is a GPU, else cpu)"
+    for name in ["foo", "cpu:0", "CUDA", "cuda:", "cuda:x", "cuda:-1", "mps", ""]:
+        with pytest.raises(InputError) as e:
+            resolve_device(name)
+        assert str(e.value) == f"--device {name}: not a device; {choices}"
+    with pytest.raises(InputError, match=r"^--device cuda\\n1: not a device"):  # one line, whatever was typed
+        resolve_device("cuda\n1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ["cuda", "cuda:0"]:
+        with pytest.raises(InputError) as e:
+            resolve_device(name)
+        assert (
+            str(e.value)
+            == f"--device {name}: this machine has no CUDA GPU (PyTorch sees none); use --device cpu or auto"
+        )
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(InputError, match=r"^--device cuda:2: this machine has 2 CUDA GPU\(s\), cuda:0 to cuda:1$"):
+        resolve_device("cuda:2")
+
+
+def test_act_th_count_is_capped():
+    from utils import MAX_THRESHOLDS, InputError, parse_act_th
+
+    assert len(parse_act_th("0:1:0.001")) == MAX_THRESHOLDS == 1000
+    assert len(parse_act_th(",".join(["0.5"] * 1000))) == 1000
+    rule = "at most 1000 (post-processing time and memory grow with the count; the method uses 18: 0.1:1.0:0.05)"
+    for text, count in [("0:1:1e-9", "1000000000"), ("0:1:0.000999", "1002"), ("0:1:1e-300", "1e+300")]:
+        with pytest.raises(InputError) as e:
+            parse_act_th(text)  # refused before numpy.arange allocates
+        assert str(e.value) == f"--act_th {text!r}: {count} thresholds, {rule}"
+    with pytest.raises(InputError, match=r": 1001 thresholds, at most 1000"):
+        parse_act_th(" ".join(["0.5"] * 1001))
+
+
+def test_available_memory_is_a_positive_part_of_the_machine():
+    from utils import available_memory, format_bytes
+
+    avail, what = available_memory(torch.device("cpu"))
+    assert 0 < avail <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") and what
+    assert format_bytes(3.07e13) == "30.7 TB" and format_bytes(999) == "999 B" and format_bytes(1.5e9) == "1.5 GB"
