@@ -18,6 +18,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +38,90 @@ from postprocess import filter_ambiguous
 from utils import InputError, format_table, is_finite_number, read_json, run_cli
 
 
+@dataclass(frozen=True)
+class Detections:
+    """Predictions as arrays, one row per prediction, in input order (a video's rows together, videos in order):
+    video [P] int64 (row of `videos`), label [P] int64 (row of `classes`), segment [P, 2] float64 (start, end in
+    seconds), score [P] float64. The test pass builds these directly; JSON files are read into them."""
+
+    videos: list[str]
+    classes: list[str]
+    video: np.ndarray
+    label: np.ndarray
+    segment: np.ndarray
+    score: np.ndarray
+
+    @classmethod
+    def from_dict(cls, predictions: Mapping[str, Sequence[Mapping[str, Any]]]) -> Detections:
+        """{video: [{"label", "score", "segment"}]} → Detections (videos in the given order, classes sorted)."""
+        videos = list(predictions)
+        classes = sorted({p["label"] for preds in predictions.values() for p in preds})
+        row = {c: i for i, c in enumerate(classes)}
+        flat = [p for preds in predictions.values() for p in preds]
+        return cls(
+            videos,
+            classes,
+            np.repeat(np.arange(len(videos), dtype=np.int64), [len(p) for p in predictions.values()]),
+            np.array([row[p["label"]] for p in flat], dtype=np.int64),
+            np.array([p["segment"] for p in flat], dtype=np.float64).reshape(-1, 2),
+            np.array([p["score"] for p in flat], dtype=np.float64),
+        )
+
+    def select(self, keep: np.ndarray) -> Detections:
+        """The rows where keep [P] bool is True."""
+        return Detections(
+            self.videos, self.classes, self.video[keep], self.label[keep], self.segment[keep], self.score[keep]
+        )
+
+    def as_dict(self) -> dict[str, list[dict[str, Any]]]:
+        """{video: [{"label", "score", "segment": [start, end]}]} for every video (the ActivityNet results layout; for
+        the files written, not for evaluation)."""
+        out: dict[str, list[dict[str, Any]]] = {v: [] for v in self.videos}
+        rows = zip(self.video.tolist(), self.label.tolist(), self.score.tolist(), self.segment.tolist(), strict=True)
+        for v, c, p, seg in rows:
+            out[self.videos[v]].append({"label": self.classes[c], "score": p, "segment": seg})
+        return out
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Every prediction matched once at every threshold (method §10), sorted as AP walks them: the flags are reused
+    for every resample of the videos (bootstrap.py), since matching is per video.
+
+    Rows: the predictions of evaluated videos and ground-truth classes, class by class, score descending, ties in
+    input order. blocks [n_blocks + 1]: row boundaries of the runs with one class, one score and one video — the
+    unit that a video's copies repeat in a resample. class_blocks [C + 1]: class c's blocks."""
+
+    classes: list[str]  # labels with ground truth, sorted
+    thresholds: np.ndarray  # [n_th]
+    gt_count: np.ndarray  # [V, C] int64 ground-truth instances per evaluated video and class
+    video: np.ndarray  # [P] int64 video row of each sorted prediction
+    tp: np.ndarray  # [P, n_th] bool
+    blocks: np.ndarray  # [n_blocks + 1] int64
+    class_blocks: np.ndarray  # [C + 1] int64
+
+    @property
+    def n_videos(self) -> int:
+        return self.gt_count.shape[0]
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")  # numpy model: 0/0 is nan, not an exception
 def _greedy_match(
-    pred_video: np.ndarray,  # [P] int64, video row of each prediction, in descending-score order
+    pred_key: np.ndarray,  # [P] int64 class·V + video of each prediction, in AP order
     pred_seg: np.ndarray,  # [P, 2] float64
-    gt_ptr: np.ndarray,  # [V + 1] int64: this class's ground truth of video v is rows gt_ptr[v]:gt_ptr[v+1]
-    gt_seg: np.ndarray,  # [G, 2] float64
+    gt_ptr: np.ndarray,  # [C·V + 1] int64: the ground truth of (class, video) key k is rows gt_ptr[k]:gt_ptr[k+1]
+    gt_seg: np.ndarray,  # [G, 2] float64, sorted by key (annotation order within a key)
     thresholds: np.ndarray,  # [n_th] float64
 ) -> np.ndarray:
-    """→ tp [n_th, P] bool. Each prediction in turn takes, per threshold, the unmatched ground truth of its video
-    with the highest tIoU (first in ground-truth order on ties) if that tIoU ≥ the threshold; a NaN tIoU (two
-    empty segments) never matches. Equivalent to method §10's walk from the highest tIoU down."""
-    n_th, n_pred = thresholds.shape[0], pred_video.shape[0]
-    tp = np.zeros((n_th, n_pred), dtype=np.bool_)
-    locked = np.zeros((n_th, gt_seg.shape[0]), dtype=np.bool_)
+    """→ tp [P, n_th] bool. Each prediction in turn takes, per threshold, the unmatched ground truth of its video
+    and class with the highest tIoU (first in ground-truth order on ties) if that tIoU ≥ the threshold; a NaN tIoU
+    (two empty segments) never matches. Equivalent to method §10's walk from the highest tIoU down."""
+    n_th, n_pred = thresholds.shape[0], pred_key.shape[0]
+    tp = np.zeros((n_pred, n_th), dtype=np.bool_)
+    locked = np.zeros((gt_seg.shape[0], n_th), dtype=np.bool_)
     iou = np.empty(gt_seg.shape[0], dtype=np.float64)
     for k in range(n_pred):
-        lo, hi = gt_ptr[pred_video[k]], gt_ptr[pred_video[k] + 1]
+        lo, hi = gt_ptr[pred_key[k]], gt_ptr[pred_key[k] + 1]
         s, e = pred_seg[k, 0], pred_seg[k, 1]
         for j in range(lo, hi):
             inter = max(0.0, min(e, gt_seg[j, 1]) - max(s, gt_seg[j, 0]))
@@ -61,33 +129,12 @@ def _greedy_match(
         for t in range(n_th):
             best, best_iou = -1, -np.inf
             for j in range(lo, hi):
-                if not locked[t, j] and iou[j] > best_iou:
+                if not locked[j, t] and iou[j] > best_iou:
                     best, best_iou = j, iou[j]
             if best >= 0 and best_iou >= thresholds[t]:
-                tp[t, k] = True
-                locked[t, best] = True
+                tp[k, t] = True
+                locked[best, t] = True
     return tp
-
-
-def interpolated_ap(tp: np.ndarray, num_gt: int) -> np.ndarray:
-    """tp [n_th, P] bool over predictions in descending-score order → AP [n_th] (method §10: the ActivityNet
-    interpolated precision, summed where recall changes; 0 without predictions)."""
-    n_th, n_pred = tp.shape
-    ap = np.zeros(n_th)
-    if n_pred == 0:
-        return ap
-    tp_sum = np.cumsum(tp, axis=1, dtype=np.float64)
-    fp_sum = np.cumsum(~tp, axis=1, dtype=np.float64)
-    recall = tp_sum / num_gt
-    precision = tp_sum / (tp_sum + fp_sum)
-    zero, one = np.zeros((n_th, 1)), np.ones((n_th, 1))
-    mprec = np.concatenate([zero, precision, zero], axis=1)
-    mrec = np.concatenate([zero, recall, one], axis=1)
-    mprec = np.maximum.accumulate(mprec[:, ::-1], axis=1)[:, ::-1]  # monotone non-increasing from the right
-    for t in range(n_th):  # thresholds only; sum the changed points alone, as the ActivityNet code does
-        idx = np.flatnonzero(mrec[t, 1:] != mrec[t, :-1]) + 1
-        ap[t] = np.sum((mrec[t, idx] - mrec[t, idx - 1]) * mprec[t, idx])
-    return ap
 
 
 def match_video_ids(gt_videos: Sequence[str], pred_videos: Sequence[str]) -> dict[str, str]:
@@ -102,53 +149,121 @@ def match_video_ids(gt_videos: Sequence[str], pred_videos: Sequence[str]) -> dic
     return out
 
 
-def average_precision_per_class(
+def match(
     ground_truth: Mapping[str, Sequence[Mapping[str, Any]]],
-    predictions: Mapping[str, Sequence[Mapping[str, Any]]],
+    detections: Detections,
     tiou_thresholds: Sequence[float] | np.ndarray,
-) -> tuple[list[str], np.ndarray]:
-    """→ (classes: sorted labels with ground truth, ap [n_classes, n_thresholds]). See `detection_map`."""
+) -> Matches:
+    """Match `detections` against `ground_truth` {video: [{"label", "segment"}]} (its keys are the evaluated videos)
+    at every threshold, once. Predictions of other videos (after `v_` matching) or of labels without ground truth
+    are left out. Vectorised but for the compiled greedy walk."""
     thresholds = np.asarray(tiou_thresholds, dtype=np.float64).reshape(-1)
     videos = list(ground_truth)
+    n_v = len(videos)
     video_row = {v: i for i, v in enumerate(videos)}
     classes = sorted({a["label"] for anns in ground_truth.values() for a in anns})
     class_row = {c: i for i, c in enumerate(classes)}
-
-    # ground truth, flattened: video row, class row, segment
-    gt_video = np.array([video_row[v] for v in videos for _ in ground_truth[v]], dtype=np.int64)
-    gt_class = np.array([class_row[a["label"]] for v in videos for a in ground_truth[v]], dtype=np.int64)
+    n_c = len(classes)
+    gt_key = np.array([class_row[a["label"]] * n_v + video_row[v] for v in videos for a in ground_truth[v]], np.int64)
     gt_seg = np.array([a["segment"] for v in videos for a in ground_truth[v]], dtype=np.float64).reshape(-1, 2)
+    by_key = np.argsort(gt_key, kind="stable")  # annotation order within a (class, video)
+    gt_ptr = np.searchsorted(gt_key[by_key], np.arange(n_c * n_v + 1)).astype(np.int64)
+    gt_count = np.diff(gt_ptr).reshape(n_c, n_v).T.copy()
 
-    # predictions, flattened in input order (videos as given, then their order); other videos/labels dropped
-    ids = match_video_ids(videos, list(predictions))
-    rows = [
-        (video_row[ids[v]], class_row[p["label"]], float(p["score"]), *p["segment"])
-        for v, preds in predictions.items()
-        if v in ids
-        for p in preds
-        if p["label"] in class_row
-    ]
-    pred = np.array(rows, dtype=np.float64).reshape(-1, 5)
-    pred_video, pred_class = pred[:, 0].astype(np.int64), pred[:, 1].astype(np.int64)
+    ids = match_video_ids(videos, detections.videos)
+    v_map = np.array([video_row[ids[v]] if v in ids else -1 for v in detections.videos], dtype=np.int64)
+    c_map = np.array([class_row.get(c, -1) for c in detections.classes], dtype=np.int64)
+    video, label = v_map[detections.video], c_map[detections.label]
+    keep = np.flatnonzero((video >= 0) & (label >= 0))
+    video, label, score = video[keep], label[keep], detections.score[keep]
+    order = np.lexsort((-score, label))  # class, then score descending; stable: ties keep input order
+    video, label, score = video[order], label[order], score[order]
+    seg = np.ascontiguousarray(detections.segment[keep][order])
+    tp = _greedy_match(label * n_v + video, seg, gt_ptr, np.ascontiguousarray(gt_seg[by_key]), thresholds)
 
-    ap = np.zeros((len(classes), len(thresholds)))
-    gt_by_class = np.argsort(gt_class, kind="stable")  # keeps video order, then annotation order
-    gt_bounds = np.searchsorted(gt_class[gt_by_class], np.arange(len(classes) + 1))
-    pred_by_class = np.argsort(pred_class, kind="stable")  # keeps input order within a class
-    pred_bounds = np.searchsorted(pred_class[pred_by_class], np.arange(len(classes) + 1))
-    for c in range(len(classes)):  # classes only; matching and AP are vectorised / compiled inside
-        g = gt_by_class[gt_bounds[c] : gt_bounds[c + 1]]  # sorted by video (stable): one block per video
-        gt_ptr = np.searchsorted(gt_video[g], np.arange(len(videos) + 1)).astype(np.int64)
-        p = pred_by_class[pred_bounds[c] : pred_bounds[c + 1]]
-        p = p[np.argsort(-pred[p, 2], kind="stable")]  # score descending, ties in input order
-        tp = _greedy_match(pred_video[p], np.ascontiguousarray(pred[p, 3:5]), gt_ptr, gt_seg[g], thresholds)
-        ap[c] = interpolated_ap(tp, len(g))
-    return classes, ap
+    change = np.flatnonzero((np.diff(label) != 0) | (np.diff(score) != 0) | (np.diff(video) != 0)) + 1
+    blocks = np.concatenate([[0], change, [len(order)] if len(order) else []]).astype(np.int64)
+    class_blocks = np.searchsorted(label[blocks[:-1]], np.arange(n_c + 1)).astype(np.int64)
+    return Matches(classes, thresholds, gt_count, video, tp, blocks, class_blocks)
+
+
+@numba.njit(cache=True, nogil=True)
+def _weighted_ap(
+    tp: np.ndarray,  # [P, n_th] bool
+    video: np.ndarray,  # [P] int64
+    blocks: np.ndarray,  # [n_blocks + 1]
+    class_blocks: np.ndarray,  # [C + 1]
+    counts: np.ndarray,  # [B, V] int64: copies of each video in each resample
+    npos: np.ndarray,  # [B, C] float64 ground-truth instances per resample and class
+) -> np.ndarray:
+    """→ AP [B, C, n_th] (NaN where a class has no ground truth in a resample).
+
+    AP of the list in which each block is repeated as often as its video is drawn (copies adjacent, as a copied
+    video's predictions stand in the input), walked backward from the totals: the precision made monotone from
+    the right is a running maximum, and AP sums recall step × that maximum at the true positives (method §10)."""
+    n_b, n_c, n_th = counts.shape[0], class_blocks.shape[0] - 1, tp.shape[1]
+    ap = np.full((n_b, n_c, n_th), np.nan)
+    tp_k = np.empty(n_th)
+    best = np.empty(n_th)
+    acc = np.empty(n_th)
+    for b in range(n_b):
+        w = counts[b]
+        for c in range(n_c):
+            if npos[b, c] == 0:
+                continue
+            n_k = 0.0
+            tp_k[:] = 0.0
+            for q in range(class_blocks[c], class_blocks[c + 1]):
+                m = w[video[blocks[q]]]
+                if m:
+                    n_k += m * (blocks[q + 1] - blocks[q])
+                    for r in range(blocks[q], blocks[q + 1]):
+                        for t in range(n_th):
+                            tp_k[t] += m * tp[r, t]
+            best[:] = 0.0
+            acc[:] = 0.0
+            for q in range(class_blocks[c + 1] - 1, class_blocks[c] - 1, -1):
+                m = w[video[blocks[q]]]
+                for _ in range(m):
+                    for r in range(blocks[q + 1] - 1, blocks[q] - 1, -1):
+                        for t in range(n_th):
+                            precision = tp_k[t] / n_k
+                            if tp[r, t]:
+                                step = tp_k[t] / npos[b, c] - (tp_k[t] - 1.0) / npos[b, c]
+                                acc[t] += step * max(precision, best[t])
+                                tp_k[t] -= 1.0
+                            best[t] = max(best[t], precision)
+                        n_k -= 1.0
+            ap[b, c] = acc
+    return ap
+
+
+def class_ap(matches: Matches, counts: np.ndarray | None = None) -> np.ndarray:
+    """AP per class and threshold → [C, n_th]; with counts [B, V] (copies of each evaluated video per resample)
+    → [B, C, n_th], NaN where a class has no ground truth in that resample. A class without predictions has AP 0."""
+    single = counts is None
+    if single:
+        counts = np.ones((1, matches.n_videos), dtype=np.int64)
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    npos = (counts @ matches.gt_count).astype(np.float64)
+    ap = _weighted_ap(matches.tp, matches.video, matches.blocks, matches.class_blocks, counts, npos)
+    return ap[0] if single else ap
+
+
+def average_precision_per_class(
+    ground_truth: Mapping[str, Sequence[Mapping[str, Any]]],
+    predictions: Mapping[str, Sequence[Mapping[str, Any]]] | Detections,
+    tiou_thresholds: Sequence[float] | np.ndarray,
+) -> tuple[list[str], np.ndarray]:
+    """→ (classes: sorted labels with ground truth, ap [n_classes, n_thresholds]). See `detection_map`."""
+    detections = predictions if isinstance(predictions, Detections) else Detections.from_dict(predictions)
+    matches = match(ground_truth, detections, tiou_thresholds)
+    return matches.classes, class_ap(matches)
 
 
 def detection_map(
     ground_truth: Mapping[str, Sequence[Mapping[str, Any]]],
-    predictions: Mapping[str, Sequence[Mapping[str, Any]]],
+    predictions: Mapping[str, Sequence[Mapping[str, Any]]] | Detections,
     tiou_thresholds: Sequence[float] | np.ndarray,
 ) -> np.ndarray:
     """Detection mAP per tIoU threshold → [n_thresholds] in [0, 1] (method §10).
@@ -158,6 +273,7 @@ def detection_map(
     threshold (exactly equal counts); interpolated AP; a class without predictions has AP 0. The mean runs over
     the classes that have ground truth; predictions of other labels, or of videos not in `ground_truth`, are
     ignored (list a video with no instances as `video: []` to count its predictions as false positives).
+    `predictions` is {video: [{"label", "score", "segment"}]} or Detections.
     """
     classes, ap = average_precision_per_class(ground_truth, predictions, tiou_thresholds)
     if not classes:
