@@ -2,8 +2,8 @@
 
     ap = detection_map(ground_truth, predictions, tiou_thresholds)     # [n_thresholds]; ap.mean() = mAP@AVG
 
-    python evaluate.py GT PRED [--tiou 0.1 0.2 ...] [--dataset thumos14|activitynet] [--subset NAME]
-                       [--ambiguous FILE] [--per_class]
+    python evaluate.py GT PRED [PRED ...] [--tiou 0.1 0.2 ...] [--dataset thumos14|activitynet] [--subset NAME]
+                       [--ambiguous FILE] [--per_class] [--bootstrap [N]] [--seed S] [--out FILE]
 
 ground_truth {video: [{"label", "segment": [s, e]}]}; predictions {video: [{"label", "score", "segment"}]}.
 The evaluated videos are the ground truth's keys (a video with an empty list counts: its predictions are false
@@ -34,8 +34,8 @@ from dataset import (
     segment_problem,
     warn_odd_segments,
 )
-from postprocess import filter_ambiguous
-from utils import InputError, format_table, is_finite_number, read_json, run_cli
+from postprocess import ambiguous_overlap
+from utils import InputError, atomic_json_dump, format_table, is_finite_number, read_json, run_cli
 
 
 @dataclass(frozen=True)
@@ -336,17 +336,39 @@ def _dataset_key(name: str) -> str:
     return "activitynet1.3" if name == "activitynet" else name  # 1.2 and 1.3 share subsets and tIoUs
 
 
+def _method_names(paths: Sequence[str | Path]) -> list[str]:
+    """Short names of the prediction files: their stems, or the paths where two stems are the same."""
+    stems = [Path(p).stem for p in paths]
+    return stems if len(set(stems)) == len(stems) else [str(p) for p in paths]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
 def evaluate_files(
     gt_path: str | Path,
-    pred_path: str | Path,
+    pred_path: str | Path | Sequence[str | Path],
     *,
     tiou: Sequence[float] | None = None,
     dataset: str | None = None,
     subset: str | None = None,
     ambiguous: str | Path | None = None,
     per_class: bool = False,
+    bootstrap: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
 ) -> str:
-    """The CLI's work: read, filter, evaluate → the printed report (raises InputError on bad input)."""
+    """The CLI's work: read, filter, evaluate one or more prediction files on the same ground truth → the printed
+    report; with `bootstrap` N, 95 % intervals from N resamples of the test videos and, for two or more files, paired
+    comparisons; `out`: a JSON of the numbers (raises InputError on bad input)."""
+    import bootstrap as boot  # the resampling layer on top of this module's matches
+
+    paths = [pred_path] if isinstance(pred_path, str | Path) else list(pred_path)
+    if bootstrap is not None and bootstrap < 1:
+        raise InputError(f"--bootstrap {bootstrap}: give the number of resamples, at least 1")
+    if not 0 <= seed < 2**63:
+        raise InputError(f"--seed {seed}: give a seed ≥ 0")
     annotations = read_annotations(gt_path)
     if dataset is None:  # THUMOS14 ids are video_<validation|test>_<n>; others (W-TALC's video_<n>) ActivityNet
         thumos = annotations and all(v.startswith(("video_validation_", "video_test_")) for v in annotations)
@@ -363,29 +385,101 @@ def evaluate_files(
     thresholds = np.asarray(tiou if tiou is not None else info.tiou_thresholds, dtype=np.float64)
     if not np.all((thresholds > 0) & (thresholds <= 1)):
         raise InputError(f"--tiou {' '.join(map(str, thresholds.tolist()))}: thresholds must lie in (0, 1]")
+    amb = read_ambiguous(ambiguous) if ambiguous is not None else None
 
-    predictions = read_predictions(pred_path)
-    ids = match_video_ids(list(ground_truth), list(predictions))
-    if len(ids) < len(predictions):
-        n = len(predictions) - len(ids)
-        print(
-            f"note: {pred_path}: {n} videos not evaluated (not in subset {subset!r}, or dropped) — ignored",
-            file=sys.stderr,
-        )
-    if ambiguous is not None:
-        predictions = filter_ambiguous(predictions, read_ambiguous(ambiguous))
-    classes, ap = average_precision_per_class(ground_truth, predictions, thresholds)
-    n_pred = sum(len(predictions[v]) for v in ids)
+    names = _method_names(paths)
+    matches, counted = [], []
+    for path in paths:
+        det = Detections.from_dict(read_predictions(path))
+        ids = match_video_ids(list(ground_truth), det.videos)
+        if len(ids) < len(det.videos):
+            n = len(det.videos) - len(ids)
+            print(
+                f"note: {path}: {n} videos not evaluated (not in subset {subset!r}, or dropped) — ignored",
+                file=sys.stderr,
+            )
+        if amb is not None:
+            det = det.select(~ambiguous_overlap(det.video, det.segment, det.videos, amb))
+        evaluated = np.array([v in ids for v in det.videos], dtype=bool)
+        counted.append(int(evaluated[det.video].sum()) if len(det.videos) else 0)
+        matches.append(match(ground_truth, det, thresholds))
+    classes = matches[0].classes
+    aps = [class_ap(m) for m in matches]  # [C, n_th] each
+    maps = np.array([ap.mean(axis=0) for ap in aps])  # [M, n_th]
+
+    preds_note = (
+        f"{counted[0]} predictions"
+        if len(paths) == 1
+        else "predictions: " + ", ".join(f"{n} {c}" for n, c in zip(names, counted, strict=True))
+    )
     header = (
         f"{dataset} {subset}: {len(ground_truth)} videos, {len(classes)} classes, "
-        f"{sum(map(len, ground_truth.values()))} ground-truth instances, {n_pred} predictions"
+        f"{sum(map(len, ground_truth.values()))} ground-truth instances, {preds_note}"
         f" (ambiguous filter: {ambiguous if ambiguous is not None else 'off'})"
     )
-    rows = [("mAP", ap.mean(axis=0))]
-    if per_class:
-        rows += list(zip(classes, ap, strict=True))
-    cells = [[name, *(f"{100 * a:.2f}" for a in row), f"{100 * np.mean(row):.2f}"] for name, row in rows]
-    return format_table(["tIoU", *(f"{t:.2f}" for t in thresholds), "AVG"], cells, title=header)
+    columns = ["tIoU", *(f"{t:.2f}" for t in thresholds), "AVG"]
+    intervals = None
+    if bootstrap is not None:
+        counts = boot.resample_counts(len(ground_truth), bootstrap, seed)
+        samples = np.stack([boot.resampled_maps(m, counts) for m in matches], axis=1)  # [B, M, n_th]
+        with_avg = np.concatenate([samples, samples.mean(axis=2, keepdims=True)], axis=2)  # [B, M, n_th + 1]
+        intervals = boot.percentile_interval(with_avg)  # (low, high) [M, n_th + 1]
+        header += f"\n95 % intervals: {bootstrap} resamples of the {len(ground_truth)} test videos (seed {seed})"
+    rows = []
+    for i, name in enumerate(names):
+        rows.append([name if len(paths) > 1 else "mAP", *map(_pct, maps[i]), _pct(maps[i].mean())])
+        if intervals is not None:
+            low, high = intervals[0][i], intervals[1][i]
+            rows.append(["  95 % interval", *(f"{_pct(lo)}–{_pct(hi)}" for lo, hi in zip(low, high, strict=True))])
+    if per_class and len(paths) == 1:
+        rows += [[c, *map(_pct, row), _pct(np.mean(row))] for c, row in zip(classes, aps[0], strict=True)]
+    report = [format_table(columns, rows, title=header)]
+    if per_class and len(paths) > 1:
+        cells = [[c, *(_pct(ap[k].mean()) for ap in aps)] for k, c in enumerate(classes)]
+        report.append(format_table(["class", *names], cells, title="AP per class, averaged over the tIoUs (%)"))
+    comparisons = []
+    if bootstrap is not None and len(paths) > 1:
+        comparisons = boot.compare(names, maps.mean(axis=1), with_avg[:, :, -1])
+        cells = [
+            [f"{c.a} − {c.b}", f"{100 * c.difference:+.2f}", f"{100 * c.low:+.2f} … {100 * c.high:+.2f}",
+             f"{100 * c.flip_share:.1f} %" if c.flip_share == c.flip_share else "—"]
+            for c in comparisons
+        ]  # fmt: skip
+        report.append(
+            format_table(
+                ["mAP@AVG", "difference", "95 % interval", "order flips"],
+                cells,
+                title=f"paired bootstrap over the same {bootstrap} resamples",
+            )
+        )
+    if out is not None:
+        record: dict[str, Any] = {
+            "ground_truth": str(gt_path),
+            "dataset": dataset,
+            "subset": subset,
+            "tiou": thresholds.tolist(),
+            "bootstrap": {"resamples": bootstrap, "seed": seed, "level": boot.LEVEL} if bootstrap else None,
+            "methods": [],
+            "comparisons": [
+                {
+                    "a": c.a,
+                    "b": c.b,
+                    "difference": c.difference,
+                    "interval": [c.low, c.high],
+                    "flip_share": c.flip_share,
+                }
+                for c in comparisons
+            ],
+        }
+        for i, (name, path) in enumerate(zip(names, paths, strict=True)):
+            entry: dict[str, Any] = {"name": name, "file": str(path), "map": maps[i].tolist(), "avg": maps[i].mean()}
+            if intervals is not None:
+                entry["interval"] = {"low": intervals[0][i].tolist(), "high": intervals[1][i].tolist()}
+            entry["per_class"] = {c: ap.tolist() for c, ap in zip(classes, aps[i], strict=True)}
+            record["methods"].append(entry)
+        atomic_json_dump(record, out)
+        report.append(f"→ {out}")
+    return "\n\n".join(report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -395,7 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "gt", help="ground truth: annotations .json (flat or ActivityNet 'database') or THUMOS14 txt folder"
     )
-    parser.add_argument("pred", help="predictions .json: {'results': {video: [...]}} or {video: [...]}")
+    parser.add_argument(
+        "pred", nargs="+", help="predictions .json: {'results': {video: [...]}} or {video: [...]}; several: compared"
+    )
     parser.add_argument("--tiou", type=float, nargs="+", help="tIoU thresholds (default: the dataset's, method §10)")
     parser.add_argument(
         "--dataset",
@@ -405,6 +501,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--subset", help="ground-truth subset to evaluate (default: test / validation)")
     parser.add_argument("--ambiguous", help="THUMOS14 Ambiguous_test.txt: drop predictions overlapping its segments")
     parser.add_argument("--per_class", action="store_true", help="also print the AP of every class")
+    parser.add_argument(
+        "--bootstrap", type=int, nargs="?", const=1000, metavar="N",
+        help="95%% intervals from N resamples of the test videos (default N: 1000); several files: paired differences",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (default: 0)")
+    parser.add_argument("--out", help="also write the numbers (mAP, intervals, comparisons) to this JSON file")
     args = parser.parse_args(argv)
 
     def report() -> None:
@@ -417,6 +519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 subset=args.subset,
                 ambiguous=args.ambiguous,
                 per_class=args.per_class,
+                bootstrap=args.bootstrap,
+                seed=args.seed,
+                out=args.out,
             )
         )
 
