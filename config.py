@@ -92,6 +92,7 @@ class Config:
     cudnn_benchmark: bool = False
     preload: bool = False
     skip_bad: bool = False
+    bootstrap: int | None = None  # --model_file: 95 % intervals from this many resamples of the test videos
 
     def summary(self) -> str:
         items = dataclasses.asdict(self)
@@ -113,6 +114,7 @@ FLAG_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "eval_iter": AT_LEAST_1,
     "rate": AT_LEAST_1,
     "stop_at": AT_LEAST_1,
+    "bootstrap": AT_LEAST_1,
     "workers": (lambda v: v >= 0, "0 or more"),
     "seed": SEED,
     "init_lr": POSITIVE,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import bootstrap
 import dataset
 import evaluate
 import postprocess
@@ -289,4 +290,16 @@ def test_checkpoint(cfg: Any, device: torch.device) -> EvalResult:
     model = load_model(cfg.model_file, split, cfg.pool, device)
     result = test_pass(model, split, cfg, device, keep_scores=cfg.save_vis)
     write_test_outputs(cfg, result, split, "test")
+    if cfg.bootstrap and result.matches is not None:
+        print(interval_table(result.matches, cfg.bootstrap, f"{cfg.data_name} test mAP (%)"))
     return result
+
+
+def interval_table(matches: evaluate.Matches, n_resamples: int, title: str, seed: int = 0) -> str:
+    """The test summary's 95 % intervals: mAP per tIoU and AVG over `n_resamples` resamples of the test videos."""
+    samples = bootstrap.resampled_maps(matches, bootstrap.resample_counts(matches.n_videos, n_resamples, seed))
+    low, high = bootstrap.percentile_interval(np.concatenate([samples, samples.mean(axis=1, keepdims=True)], axis=1))
+    head = [f"@{t:g}" for t in matches.thresholds] + ["AVG"]
+    cells = [f"{100 * lo:.1f}–{100 * hi:.1f}" for lo, hi in zip(low, high, strict=True)]
+    note = f"{title}: 95 % intervals, {n_resamples} resamples of the {matches.n_videos} test videos (seed {seed})"
+    return format_table(head, [cells], title=note, align="r" * len(head))

@@ -170,3 +170,24 @@ def test_cli_bad_bootstrap_count_is_one_line(tmp_path, capsys):
     assert evaluate.main([str(gt_path), str(p), "--bootstrap", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --bootstrap 0: give the number of resamples, at least 1"]
+
+
+def test_main_bootstrap_flag_and_interval_table():
+    import inference
+    import main
+    from utils import InputError
+
+    assert main.make_config(["--bootstrap"]).bootstrap == 1000
+    assert main.make_config(["--bootstrap", "50"]).bootstrap == 50
+    assert main.make_config([]).bootstrap is None
+    with pytest.raises(InputError, match=r"--bootstrap 0: must be at least 1"):
+        main.make_config(["--bootstrap", "0"])
+    rng = np.random.default_rng(1)
+    ground_truth, predictions = random_case(rng, 12, coarse=False)
+    m = match(ground_truth, Detections.from_dict(predictions), THUMOS_TIOU)
+    table = inference.interval_table(m, 300, "thumos14 test mAP (%)")
+    samples = bootstrap.resampled_maps(m, bootstrap.resample_counts(12, 300, 0))
+    low, high = bootstrap.percentile_interval(samples.mean(axis=1, keepdims=True))
+    lines = table.splitlines()
+    assert lines[0] == "thumos14 test mAP (%): 95 % intervals, 300 resamples of the 12 test videos (seed 0)"
+    assert lines[-1].strip("| ").split(" | ")[-1] == f"{100 * low[0]:.1f}–{100 * high[0]:.1f}"
