@@ -68,46 +68,61 @@ def _oic_kernel(
     """Step 4 for the K columns of frames [F, K] (prefix [F + 1, K] from _fixed_point_prefix, act [K]) →
     (proposals [P, 3] = (start_s, end_s, confidence), ptr [K + 1]: column k's are rows ptr[k]:ptr[k+1]).
 
-    Column by column, threshold by threshold, runs left to right: the order soft-NMS breaks ties in. Two scans of
-    the frames (count, then fill); the arithmetic is that of the reference, with exact window sums."""
+    Column by column, threshold by threshold (as given), runs left to right: the order soft-NMS breaks ties in.
+    One walk over the frames per column: with the thresholds sorted, the ones a frame reaches are a prefix of
+    them, and only the thresholds crossed between two frames open or close a run (a few per snippet, as frame
+    scores are interpolated), instead of a pass per threshold. The arithmetic is the reference's, exact sums."""
     f, k_cols = frames.shape
     n_th = thresholds.shape[0]
-    ptr = np.zeros(k_cols + 1, dtype=np.int64)
-    for k in range(k_cols):  # count
-        count = 0
-        for t in range(n_th):
-            run = 0
-            for j in range(f + 1):
-                if j < f and frames[j, k] >= thresholds[t]:
-                    run += 1
-                else:
-                    count += run >= min_len
-                    run = 0
-        ptr[k + 1] = ptr[k] + count
-    out = np.empty((ptr[k_cols], 3))
-    r = 0
-    for k in range(k_cols):  # fill
-        for t in range(n_th):
-            p0 = -1
-            for j in range(f + 1):
-                inside = j < f and frames[j, k] >= thresholds[t]
-                if inside and p0 < 0:
-                    p0 = j
-                elif not inside and p0 >= 0:
-                    pe = j - 1
-                    n = pe - p0 + 1
-                    if n >= min_len:
-                        lo = max(0, int(np.trunc(p0 - 0.25 * n)))
-                        hi = min(f - 1, int(np.trunc(pe + 0.25 * n)))
-                        inner = (prefix[pe + 1, k] - prefix[p0, k]) / _SUM_SCALE / n
-                        n_out = (p0 - lo) + (hi - pe)
-                        out_sum = (
-                            (prefix[p0, k] - prefix[lo, k]) + (prefix[hi + 1, k] - prefix[pe + 1, k])
-                        ) / _SUM_SCALE
-                        outer = out_sum / n_out if n_out > 0 else 0.0
-                        out[r, 0], out[r, 1], out[r, 2] = (p0 + 1) / fps, (pe + 2) / fps, inner - outer + 0.2 * act[k]
-                        r += 1
-                    p0 = -1
+    order = np.argsort(thresholds, kind="mergesort")
+    th = thresholds[order]
+    cap = 1024
+    runs = np.empty((cap, 3), dtype=np.int64)  # (column·n_th + threshold as given, p0, pe)
+    n_runs = 0
+    opened = np.empty(n_th, dtype=np.int64)
+    for k in range(k_cols):
+        reached = 0  # frame j reaches the thresholds th[:reached]
+        for j in range(f + 1):
+            m = 0
+            if j < f:
+                s = frames[j, k]
+                m = reached
+                while m < n_th and s >= th[m]:
+                    m += 1
+                while m > 0 and not s >= th[m - 1]:  # `not >=`: a NaN score reaches no threshold
+                    m -= 1
+            for u in range(reached, m):
+                opened[u] = j
+            for u in range(m, reached):
+                if j - opened[u] >= min_len:
+                    if n_runs == cap:
+                        cap *= 2
+                        grown = np.empty((cap, 3), dtype=np.int64)
+                        grown[:n_runs] = runs[:n_runs]
+                        runs = grown
+                    runs[n_runs, 0], runs[n_runs, 1], runs[n_runs, 2] = k * n_th + order[u], opened[u], j - 1
+                    n_runs += 1
+            reached = m
+    # stable counting sort by (column, threshold as given): each threshold's runs closed left to right stay so
+    count = np.zeros(k_cols * n_th + 1, dtype=np.int64)
+    for r in range(n_runs):
+        count[runs[r, 0] + 1] += 1
+    start = np.cumsum(count)
+    ptr = start[::n_th].copy()
+    out = np.empty((n_runs, 3))
+    for r in range(n_runs):
+        key, p0, pe = runs[r, 0], runs[r, 1], runs[r, 2]
+        k = key // n_th
+        row = start[key]
+        start[key] += 1
+        n = pe - p0 + 1
+        lo = max(0, int(np.trunc(p0 - 0.25 * n)))
+        hi = min(f - 1, int(np.trunc(pe + 0.25 * n)))
+        inner = (prefix[pe + 1, k] - prefix[p0, k]) / _SUM_SCALE / n
+        n_out = (p0 - lo) + (hi - pe)
+        out_sum = ((prefix[p0, k] - prefix[lo, k]) + (prefix[hi + 1, k] - prefix[pe + 1, k])) / _SUM_SCALE
+        outer = out_sum / n_out if n_out > 0 else 0.0
+        out[row, 0], out[row, 1], out[row, 2] = (p0 + 1) / fps, (pe + 2) / fps, inner - outer + 0.2 * act[k]
     return out, ptr
 
 

@@ -378,3 +378,14 @@ def test_ambiguous_overlap_against_reference():
     want = [any(max(a, s) < min(b, e) for a, b in amb.get(videos[v], [])) for v, (s, e) in zip(video, seg, strict=True)]
     assert got.tolist() == want
     assert postprocess.ambiguous_overlap(np.zeros(0, np.int64), np.zeros((0, 2)), videos, amb).tolist() == []
+
+
+def test_oic_proposals_unsorted_and_repeated_thresholds_keep_the_given_order():
+    # the compiled scan sorts the thresholds to walk the frames once; the output must stay in the order given
+    rng = np.random.default_rng(12)
+    scores = np.clip(smooth_curves(rng, 200, 1)[:, 0], 0, 1)
+    for th in ([0.7, 0.2, 0.45, 0.2, 0.9, 0.05], [0.5], [0.3, 0.3]):
+        fast = postprocess.oic_proposals(scores, np.array(th), 0.2, fps=30)
+        slow = np.array(ref_proposals(scores.tolist(), th, 0.2, 30)).reshape(-1, 3)
+        assert fast.shape == slow.shape and np.array_equal(fast[:, :2], slow[:, :2])
+        np.testing.assert_allclose(fast[:, 2], slow[:, 2], rtol=0, atol=1e-12)
