@@ -337,9 +337,12 @@ def _dataset_key(name: str) -> str:
 
 
 def _method_names(paths: Sequence[str | Path]) -> list[str]:
-    """Short names of the prediction files: their stems, or the paths where two stems are the same."""
-    stems = [Path(p).stem for p in paths]
-    return stems if len(set(stems)) == len(stems) else [str(p) for p in paths]
+    """Short names of the prediction files: their stems; where two stems are the same, folder/stem; else the paths."""
+    for name in (lambda p: p.stem, lambda p: f"{p.parent.name}/{p.stem}", str):
+        names = [name(Path(p)) for p in paths]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in paths]
 
 
 def _pct(x: float) -> str:
