@@ -469,7 +469,7 @@ def evaluate_files(
                     "b": c.b,
                     "difference": c.difference,
                     "interval": [c.low, c.high],
-                    "flip_share": c.flip_share,
+                    "flip_share": c.flip_share if c.flip_share == c.flip_share else None,
                 }
                 for c in comparisons
             ],
