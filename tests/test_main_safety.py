@@ -84,6 +84,7 @@ BAD_FLAGS = [
     ("eval_iter", "0", "at least 1"),
     ("rate", "0", "at least 1"),
     ("stop_at", "0", "at least 1"),
+    ("bootstrap", "0", "at least 1"),
     ("workers", "-1", "0 or more"),
     ("seed", str(2**32), "in [0, 2**32)"),
     ("init_lr", "-1", "a finite number > 0"),  # was a ValueError traceback from Adam
