@@ -496,24 +496,18 @@ def bench_flow_video(args: argparse.Namespace) -> None:
         print(f"  main.py --video, whole run (exit {code}): {time.perf_counter() - t0:.1f} s for 451 frames")
 
 
-@section("postprocess")
-def bench_postprocess(args: argparse.Namespace) -> None:
-    """THUMOS14-scale post-processing (postprocess.detect) + ambiguous filter + mAP (evaluate.detection_map) vs the
-    slow loop references of tests/, on synthetic smooth CAS curves over the 210 real test videos' durations."""
+def thumos_test_outputs(quick: bool) -> dict:
+    """Synthetic network outputs over THUMOS14's 210 real test videos (their durations and instances): smooth noisy
+    CAS curves with a bump per instance and false bumps → {videos, classes, ground_truth, ambiguous, opts, inputs
+    [(video, act [C], seg [T', C], L)], tiou}."""
     import numpy as np
 
     from dataset import DATASETS, class_names, read_ambiguous, read_annotations, split_videos
-    from evaluate import detection_map
-    from postprocess import detect, filter_ambiguous
-
-    tests_on_path()
-    from reference_evaluate import ref_detection_map
-    from reference_postprocess import ref_detect, ref_filter_ambiguous
 
     info = DATASETS["thumos14"]
     ann = read_annotations(TEST_DATA / "thumos14" / "annotations.json")
     videos, _ = split_videos(ann, "thumos14", "test")
-    if args.quick:
+    if quick:
         videos = videos[:: len(videos) // 12][:12]
     classes = class_names(ann)
     ground_truth = {v: ann[v]["annotations"] for v in videos}
@@ -543,45 +537,145 @@ def bench_postprocess(args: argparse.Namespace) -> None:
         seg = np.apply_along_axis(lambda col, k=kernel: np.convolve(col, k / k.sum(), mode="same"), 0, seg)
         inputs.append((v, act, seg, L))
 
-    def run(det_fn, filter_fn, map_fn, tiou=info.tiou_thresholds):
-        predictions = {}
+    return dict(videos=videos, classes=classes, ground_truth=ground_truth, ambiguous=ambiguous, opts=opts,
+                inputs=inputs, tiou=info.tiou_thresholds)  # fmt: skip
+
+
+@section("postprocess")
+def bench_postprocess(args: argparse.Namespace) -> None:
+    """The test tail on THUMOS14's 210 test videos: post-processing (method §9) + ambiguous filter + mAP (§10).
+    Fast path: postprocess.detect_arrays per video → evaluate.Detections → ambiguous_overlap → match + class_ap.
+    Baseline (the ratio): the authors' per-proposal post-processing (tests/authors_postprocess.py) and ActivityNet's
+    evaluator (tests/authors_evaluate.py), interleaved in one run. The slow loop references of tests/ check both."""
+    import numpy as np
+
+    from evaluate import Detections, class_ap, match
+    from postprocess import ambiguous_overlap, detect_arrays
+
+    tests_on_path()
+    from authors_evaluate import authors_detection_map
+    from authors_postprocess import authors_detect
+    from reference_evaluate import ref_detection_map
+    from reference_postprocess import ref_detect, ref_filter_ambiguous
+
+    d = thumos_test_outputs(args.quick)
+    videos, classes, opts, inputs, tiou = d["videos"], d["classes"], d["opts"], d["inputs"], d["tiou"]
+
+    def fast() -> tuple[Detections, np.ndarray]:
+        found = [detect_arrays(act, seg, L, **opts) for _, act, seg, L in inputs]
+        rows = np.concatenate([r for _, r in found])
+        det = Detections(
+            videos, classes, np.repeat(np.arange(len(videos)), [len(c) for c, _ in found]),
+            np.concatenate([c for c, _ in found]), rows[:, :2], rows[:, 2],
+        )  # fmt: skip
+        det = det.select(~ambiguous_overlap(det.video, det.segment, videos, d["ambiguous"]))
+        return det, class_ap(match(d["ground_truth"], det, tiou)).mean(axis=0)
+
+    def authors() -> tuple[dict, np.ndarray]:
+        preds = {}
         for v, act, seg, L in inputs:
-            dets = det_fn(act, seg, L, **opts)
-            predictions[v] = [{"label": classes[c], "score": sc, "segment": [s, e]} for c, s, e, sc in dets]
-        predictions = filter_fn(predictions, ambiguous)
-        return predictions, np.asarray(map_fn(ground_truth, predictions, tiou))
+            dets = authors_detect(act, seg, L, **opts)
+            preds[v] = [{"label": classes[c], "score": sc, "segment": [s, e]} for c, s, e, sc in dets]
+        _, ap = authors_detection_map(d["ground_truth"], preds, tiou, d["ambiguous"])
+        return preds, ap.mean(axis=0)
 
-    def fast():
-        return run(detect, filter_ambiguous, detection_map)
+    load = _load_note()
+    times = interleaved_medians({"authors": authors, "fast": fast}, repeat=1 if args.quick else 3, device="cpu")
+    t_det = timeit(lambda: [detect_arrays(a, s, L, **opts) for _, a, s, L in inputs], repeat=3, warmup=0)
+    fast_det, fast_map = fast()
+    t_eval = timeit(lambda: class_ap(match(d["ground_truth"], fast_det, tiou)), repeat=3, warmup=0)
+    authors_preds, authors_map = authors()
 
-    t_fast = timeit(fast, repeat=3, warmup=1)
     t0 = time.perf_counter()
-    slow_preds, slow_map = run(ref_detect, ref_filter_ambiguous, ref_detection_map)
+    slow = {}
+    for v, act, seg, L in inputs:
+        slow[v] = [
+            {"label": classes[c], "score": sc, "segment": [s, e]} for c, s, e, sc in ref_detect(act, seg, L, **opts)
+        ]
+    slow = ref_filter_ambiguous(slow, d["ambiguous"])
+    slow_map = np.asarray(ref_detection_map(d["ground_truth"], slow, tiou))
     t_slow = time.perf_counter() - t0
-    fast_preds, fast_map = fast()
 
-    # stage split of the fast path (post-processing vs evaluation)
-    t_det = timeit(lambda: [detect(a, s, L, **opts) for _, a, s, L in inputs], repeat=3, warmup=0)
-    t_eval = timeit(lambda: detection_map(ground_truth, fast_preds, info.tiou_thresholds), repeat=3, warmup=0)
+    def same(a: dict, b: dict) -> bool:
+        fa, fb = [(v, p) for v in videos for p in a[v]], [(v, p) for v in videos for p in b[v]]
+        return len(fa) == len(fb) and all(
+            (v, p["label"], p["segment"]) == (w, q["label"], q["segment"]) and abs(p["score"] - q["score"]) <= 1e-9
+            for (v, p), (w, q) in zip(fa, fb, strict=True)
+        )
 
-    flat = [(v, p) for v in videos for p in fast_preds[v]]
-    flat_ref = [(v, p) for v in videos for p in slow_preds[v]]
-    same = len(flat) == len(flat_ref) and all(
-        (v, p["label"], p["segment"]) == (w, q["label"], q["segment"]) and abs(p["score"] - q["score"]) <= 1e-9
-        for (v, p), (w, q) in zip(flat, flat_ref, strict=True)
-    )
+    fast_preds = fast_det.as_dict()
+    authors_kept = ref_filter_ambiguous(authors_preds, d["ambiguous"])  # what the authors' evaluator scores
     n_class = sum(len({p["label"] for p in fast_preds[v]}) for v in videos)
-    n_raw = sum(len(detect(a, s, L, **opts)) for _, a, s, L in inputs)
-    per_class = n_raw / max(n_class, 1)
-    print(f"{len(videos)} videos, {n_class} predicted (video, class) pairs, {n_raw} detections ({per_class:.0f} per")
-    print(f"predicted class), {len(flat)} after the ambiguous filter")
-    print(f"{'path':<34}{'seconds':>10}")
-    print(f"{'slow references (tests/)':<34}{t_slow:>10.2f}")
-    print(f"{'fast: detect + filter + mAP':<34}{t_fast:>10.3f}   ({t_det:.3f} detect, {t_eval:.3f} mAP)")
-    print(f"speed-up {t_slow / t_fast:.1f}x end to end")
-    print(f"predictions identical (1e-9): {same}; mAP identical (1e-12): {np.allclose(fast_map, slow_map, 0, 1e-12)}")
-    cols = " ".join(f"{t:.1f}" for t in info.tiou_thresholds)
+    print(f"{len(videos)} videos, {n_class} predicted (video, class) pairs, {len(fast_det.score)} predictions after")
+    print(f"the ambiguous filter; {load} at the start")
+    print(f"{'path':<52}{'seconds':>9}")
+    print(f"{'authors: per-proposal numpy + ActivityNet evaluator':<52}{times['authors']:>9.2f}")
+    print(
+        f"{'fast: detect_arrays + filter + match/class_ap':<52}{times['fast']:>9.3f}"
+        f"   ({t_det:.3f} detect, {t_eval:.3f} mAP)"
+    )
+    print(f"{'slow loop references (tests/, correctness)':<52}{t_slow:>9.2f}")
+    print(f"speed-up over the authors' tail {times['authors'] / times['fast']:.1f}x ({_load_note()} at the end)")
+    ok = lambda m: bool(np.allclose(fast_map, m, 0, 1e-12))  # noqa: E731
+    print(f"predictions = references (1e-9): {same(fast_preds, slow)}, = authors': {same(fast_preds, authors_kept)}")
+    print(f"mAP = references (1e-12): {ok(slow_map)}, = authors': {ok(authors_map)}")
+    cols = " ".join(f"{t:.1f}" for t in tiou)
     print(f"mAP@{cols} AVG: " + " ".join(f"{100 * m:.2f}" for m in [*fast_map, fast_map.mean()]))
+
+
+@section("bootstrap")
+def bench_bootstrap(args: argparse.Namespace) -> None:
+    """1000 bootstrap resamples of THUMOS14's 210 test videos (bootstrap.py: matched once, AP re-weighted per resample)
+    vs the literal way: copy the drawn videos into new ground-truth and prediction dicts and run the evaluator
+    (evaluate.detection_map, this project's fast one) per resample, timed on a few resamples and scaled to 1000."""
+    import numpy as np
+
+    import bootstrap
+    from evaluate import Detections, class_ap, detection_map, match
+    from postprocess import ambiguous_overlap, detect_arrays
+
+    d = thumos_test_outputs(args.quick)
+    videos, classes, tiou, gt = d["videos"], d["classes"], d["tiou"], d["ground_truth"]
+    found = [detect_arrays(act, seg, L, **d["opts"]) for _, act, seg, L in d["inputs"]]
+    rows = np.concatenate([r for _, r in found])
+    det = Detections(
+        videos, classes, np.repeat(np.arange(len(videos)), [len(c) for c, _ in found]),
+        np.concatenate([c for c, _ in found]), rows[:, :2], rows[:, 2],
+    )  # fmt: skip
+    det = det.select(~ambiguous_overlap(det.video, det.segment, videos, d["ambiguous"]))
+    n_boot = 100 if args.quick else 1000
+    for top in (150, None):  # ~30k predictions (a real run's scale: the 150 best per video), then all
+        sub = det
+        if top is not None:
+            order = np.lexsort((-det.score, det.video))  # by video, best first
+            rank = np.arange(len(order)) - np.searchsorted(det.video[order], det.video[order])
+            keep = np.zeros(len(order), dtype=bool)
+            keep[order[rank < top]] = True
+            sub = det.select(keep)
+        preds = sub.as_dict()
+        t0 = time.perf_counter()
+        m = match(gt, sub, tiou)
+        counts = bootstrap.resample_counts(len(videos), n_boot, 0)
+        maps = bootstrap.resampled_maps(m, counts)
+        t_fast = time.perf_counter() - t0
+        low, high = bootstrap.percentile_interval(maps.mean(axis=1, keepdims=True))
+
+        n_lit = 3 if args.quick else 10
+        t0 = time.perf_counter()
+        for row in counts[:n_lit]:
+            drawn = dict(zip(videos, row.tolist(), strict=True))
+            gt_b = {f"{v}#{k}": gt[v] for v in videos for k in range(drawn[v])}
+            pred_b = {f"{v}#{k}": preds[v] for v in videos for k in range(drawn[v])}
+            detection_map(gt_b, pred_b, tiou)
+        t_lit = (time.perf_counter() - t0) / n_lit * n_boot
+        print(
+            f"{len(videos)} videos, {len(sub.score)} predictions, {n_boot} resamples: {t_fast:.2f} s (match once + "
+            f"weighted AP); literal copies + evaluator ≈ {t_lit:.0f} s (from {n_lit}); {t_lit / t_fast:.0f}x"
+        )
+        observed = 100 * class_ap(m).mean(axis=0).mean()
+        print(f"  mAP@AVG {observed:.2f}; mean over the resamples {100 * maps.mean(axis=1).mean():.2f}, 95 % interval "
+              f"{100 * low[0]:.2f}–{100 * high[0]:.2f}")  # fmt: skip
+    print(f"  {_load_note()}")
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, device: str) -> dict[str, float]:

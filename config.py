@@ -104,6 +104,7 @@ class Config:
     cudnn_benchmark: bool = False
     preload: bool = False
     skip_bad: bool = False
+    bootstrap: int | None = None  # --model_file: 95 % intervals from this many resamples of the test videos
 
     def summary(self) -> str:
         items = dataclasses.asdict(self)
@@ -132,6 +133,7 @@ FLAG_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
         f"in [1, {MAX_RATE}] (frames per snippet; post-processing works on rate × L frames)",
     ),
     "stop_at": AT_LEAST_1,
+    "bootstrap": AT_LEAST_1,
     "workers": (lambda v: 0 <= v <= MAX_WORKERS, f"in [0, {MAX_WORKERS}] (4 × this machine's CPUs, at least 16)"),
     "seed": SEED,
     "init_lr": POSITIVE,

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+import bootstrap
 import dataset
 import evaluate
-import localize
 import postprocess
 from config import stored_setting
 from model import ACRNet
@@ -85,28 +85,34 @@ def data_loader(ds: torch.utils.data.Dataset, cfg: Any, device: torch.device) ->
 class EvalResult:
     accuracy: float
     maps: np.ndarray  # [n_tiou]
-    predictions: dict[str, list[dict[str, Any]]]  # {video: [{"label", "score", "segment"}]}
+    detections: evaluate.Detections  # the predictions, as arrays (after the THUMOS14 ambiguous filter)
     per_video: dict[str, dict[str, Any]]  # for --save_vis: seg_score, act_score, num_snippets, detections
     class_ap: np.ndarray | None = None  # [C, n_tiou] AP per class of the split (NaN rows: no ground truth)
+    matches: evaluate.Matches | None = None  # the matched flags, for bootstrap intervals
 
     @property
     def avg(self) -> float:
         return float(np.mean(self.maps))
+
+    @property
+    def predictions(self) -> dict[str, list[dict[str, Any]]]:
+        """{video: [{"label", "score", "segment"}]}: the records the predictions JSON holds."""
+        return self.detections.as_dict()
 
 
 @torch.no_grad()
 def test_pass(
     model: torch.nn.Module, split: dataset.Split, cfg: Any, device: torch.device, *, keep_scores: bool = False
 ) -> EvalResult:
-    """Run every video of `split` one at a time (test sampling), post-process, and evaluate (method §9–10)."""
+    """Run every video of `split` one at a time (test sampling), post-process, and evaluate (method §9–10). The
+    detections stay arrays from post-processing to the evaluator."""
     model.eval()
     features = dataset.FeatureDataset(split, cfg.num_seg, mode="test")
     loader = data_loader(features, cfg, device)
     classes = list(split.classes)
-    index = {name: i for i, name in enumerate(classes)}
-    thumos = cfg.data_name == "thumos14"
-    predictions: dict[str, list[dict[str, Any]]] = {}
-    per_video: dict[str, dict[str, Any]] = {}
+    videos: list[str] = []
+    found: list[tuple[np.ndarray, np.ndarray]] = []  # per video: class_index [D], (start, end, score) [D, 3]
+    scores: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
     correct = 0
     bar = Progress(loader, desc="test", unit="video", leave=False, enabled=cfg.progress)
     for feats, label, video, num_snippets in bar:
@@ -115,38 +121,62 @@ def test_pass(
         seg = out.seg_score[0].float().cpu().numpy()
         truth = set(np.flatnonzero(np.asarray(label) > 0).tolist())
         correct += set(np.asarray(postprocess.predicted_classes(act, cfg.cls_th)).tolist()) == truth
-        dets = postprocess.detect(
-            act,
-            seg,
-            int(num_snippets),
-            cls_th=cfg.cls_th,
-            act_th=cfg.act_th,
-            alpha=cfg.alpha,
-            iou_th=cfg.iou_th,
-            fps=cfg.fps,
-            rate=cfg.rate,
+        found.append(
+            postprocess.detect_arrays(
+                act,
+                seg,
+                int(num_snippets),
+                cls_th=cfg.cls_th,
+                act_th=cfg.act_th,
+                alpha=cfg.alpha,
+                iou_th=cfg.iou_th,
+                fps=cfg.fps,
+                rate=cfg.rate,
+            )
         )
-        preds = localize.detections_as_records(dets, classes)
-        if thumos:  # method §9.7, on this video's predictions (keeps dets and predictions aligned)
-            preds = postprocess.filter_ambiguous({video: preds}, split.ambiguous)[video]
-        predictions[video] = preds
+        videos.append(video)
         if keep_scores:
-            kept = [(index[p["label"]], p["segment"][0], p["segment"][1], p["score"]) for p in preds]
-            per_video[video] = {
-                "seg_score": seg,
-                "act_score": act,
-                "num_snippets": int(num_snippets),
-                "detections": kept,
-            }
+            scores[video] = (seg, act, int(num_snippets))
+    rows = np.concatenate([d for _, d in found]) if found else np.zeros((0, 3))
+    detections = evaluate.Detections(
+        videos,
+        classes,
+        np.repeat(np.arange(len(videos), dtype=np.int64), [len(c) for c, _ in found]),
+        np.concatenate([c for c, _ in found]) if found else np.zeros(0, np.int64),
+        rows[:, :2],
+        rows[:, 2],
+    )
+    if cfg.data_name == "thumos14":  # method §9.7
+        detections = detections.select(
+            ~postprocess.ambiguous_overlap(detections.video, detections.segment, videos, split.ambiguous)
+        )
+    per_video = {}
+    if keep_scores:
+        kept = detections.video
+        for i, video in enumerate(videos):
+            seg, act, n = scores[video]
+            rows_i = np.flatnonzero(kept == i)
+            dets = [
+                (c, s, e, p)
+                for c, (s, e), p in zip(
+                    detections.label[rows_i].tolist(),
+                    detections.segment[rows_i].tolist(),
+                    detections.score[rows_i].tolist(),
+                    strict=True,
+                )
+            ]
+            per_video[video] = {"seg_score": seg, "act_score": act, "num_snippets": n, "detections": dets}
     tious = dataset.DATASETS[cfg.data_name].tiou_thresholds
     gt = {v: split.ground_truth.get(v, []) for v in split.videos}
-    names, ap = evaluate.average_precision_per_class(gt, predictions, tious)
-    if not names:
+    matches = evaluate.match(gt, detections, tious)
+    if not matches.classes:
         raise ValueError("ground truth has no action instances: mAP is undefined")
+    ap = evaluate.class_ap(matches)
+    index = {name: i for i, name in enumerate(classes)}
     class_ap = np.full((len(classes), len(tious)), np.nan)
-    class_ap[[index[c] for c in names]] = ap
+    class_ap[[index[c] for c in matches.classes]] = ap
     maps = np.asarray(ap.mean(axis=0), dtype=np.float64)  # = evaluate.detection_map: the mean over classes with GT
-    return EvalResult(correct / max(len(split.videos), 1), maps, predictions, per_video, class_ap)
+    return EvalResult(correct / max(len(split.videos), 1), maps, detections, per_video, class_ap, matches)
 
 
 # --- outputs -----------------------------------------------------------------------------------------------------
@@ -282,4 +312,16 @@ def test_checkpoint(cfg: Any, device: torch.device) -> EvalResult:
         title = f"{Path(cfg.model_file).name} on {cfg.data_name} test" + (" (demo: synthetic features)" * cfg.demo)
         print(diagnose.run(annotations, result.predictions, name, subset, folder, source=str(split.annotation_file),
                            title=title))  # fmt: skip
+    if cfg.bootstrap and result.matches is not None:
+        print(interval_table(result.matches, cfg.bootstrap, f"{cfg.data_name} test mAP (%)"))
     return result
+
+
+def interval_table(matches: evaluate.Matches, n_resamples: int, title: str, seed: int = 0) -> str:
+    """The test summary's 95 % intervals: mAP per tIoU and AVG over `n_resamples` resamples of the test videos."""
+    samples = bootstrap.resampled_maps(matches, bootstrap.resample_counts(matches.n_videos, n_resamples, seed))
+    low, high = bootstrap.percentile_interval(np.concatenate([samples, samples.mean(axis=1, keepdims=True)], axis=1))
+    head = [f"@{t:g}" for t in matches.thresholds] + ["AVG"]
+    cells = [f"{100 * lo:.1f}–{100 * hi:.1f}" for lo, hi in zip(low, high, strict=True)]
+    note = f"{title}: 95 % intervals, {n_resamples} resamples of the {matches.n_videos} test videos (seed {seed})"
+    return format_table(head, [cells], title=note, align="r" * len(head))

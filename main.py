@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip_bad", action="store_true", default=S, help="skip and count bad feature files, not fail")
     p.add_argument("--tf32", action="store_true", default=S, help="CUDA: TF32 matmuls too (cuDNN convs already are)")
     p.add_argument("--cudnn_benchmark", action="store_true", default=S, help="CUDA: autotuned, non-deterministic")
+    p.add_argument(
+        "--bootstrap", type=int, nargs="?", const=1000, default=S, metavar="N",
+        help="--model_file: 95%% intervals of the mAP from N resamples of the test videos (default N: 1000)",
+    )  # fmt: skip
     p.add_argument("--preload", action="store_true", default=S, help="hold the training features on the device")
     return p
 

@@ -388,6 +388,7 @@ def test_evaluate_diagnose_writes_the_json_tables_and_figures(real_annotations, 
         (["--gt_txt"], "has no duration, which the diagnosis needs"),
         (["--dataset", "activitynet", "--subset", "test"], "--subset test: the diagnosis has ActivityNet settings"),
         (["--out_file"], "--diagnose is a file, not a folder"),
+        (["--two_files"], "--diagnose diagnoses one predictions file, not 2: run it once per file"),
     ],
 )
 def test_evaluate_diagnose_errors_are_one_line(extra, message, real_annotations, tmp_path, capsys):
@@ -402,7 +403,9 @@ def test_evaluate_diagnose_errors_are_one_line(extra, message, real_annotations,
         extra = []
     pred = tmp_path / "p.json"
     pred.write_text(json.dumps({"video_test_0000004": [{"label": "CricketShot", "score": 1, "segment": [1, 2]}]}))
-    assert evaluate.main([str(gt), str(pred), "--diagnose", str(out), *extra]) == 2
+    preds = [str(pred), str(pred)] if "--two_files" in extra else [str(pred)]
+    extra = [] if "--two_files" in extra else extra
+    assert evaluate.main([str(gt), *preds, "--diagnose", str(out), *extra]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(("warning", "note"))]
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not out.is_dir() or not any(out.iterdir())

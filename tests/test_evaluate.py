@@ -412,3 +412,32 @@ def test_cli_odd_segments_warn_once_and_score_as_published(tmp_path, capsys, fre
     gt_list = {"video_test_0000001": ann["video_test_0000001"]["annotations"]}
     p_list = {"video_test_0000001": [{**p, "segment": list(map(float, p["segment"]))} for p in preds]}
     assert detection_map(gt_list, p_list, [0.5]) == pytest.approx([expected], abs=1e-12)
+
+
+# --- the array path (evaluate.Detections / match / class_ap) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_detections_round_trip_and_array_path_match_reference(seed):
+    rng = np.random.default_rng(50 + seed)
+    ground_truth, predictions = random_dataset(rng, n_videos=2 + seed, n_classes=2 + seed % 3, coarse=True)
+    if not any(ground_truth.values()):
+        ground_truth["vid0"].append(gt("c0", 1.0, 4.0))
+    if seed % 2:  # all-equal scores: the order is the input order everywhere
+        predictions = {v: [dict(p, score=0.5) for p in ps] for v, ps in predictions.items()}
+    predictions["empty"] = []
+    det = evaluate.Detections.from_dict(predictions)
+    assert det.as_dict() == predictions
+    m = evaluate.match(ground_truth, det, THUMOS_TIOU)
+    classes, ref = ref_average_precision(ground_truth, predictions, THUMOS_TIOU)
+    assert m.classes == classes and m.tp.shape == (len(m.video), 7)
+    np.testing.assert_allclose(evaluate.class_ap(m), np.array(ref).reshape(-1, 7), rtol=0, atol=1e-12)
+    # the blocks cut the sorted rows where class, score or video changes, and cover them exactly
+    assert m.blocks[0] == 0 and m.blocks[-1] == len(m.video) and np.all(np.diff(m.blocks) > 0)
+
+
+def test_empty_detections_give_zero_ap():
+    det = evaluate.Detections.from_dict({})
+    assert det.as_dict() == {} and len(det.score) == 0
+    m = evaluate.match({"v": [gt("A", 0, 1)], "w": []}, det, THUMOS_TIOU)
+    assert evaluate.class_ap(m).tolist() == [[0.0] * 7]

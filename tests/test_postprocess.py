@@ -304,3 +304,88 @@ def test_display_detections_decays_of_one_segment_show_once():
     # ties: the first listed is shown; at exactly merge_tiou the other is merged; another class never is
     tied = [(0, 0.0, 2.0, 0.5), (0, 1.0, 2.0, 0.5), (1, 0.0, 2.0, 0.5)]
     assert postprocess.display_detections(tied, 0.2, 0.5) == ([tied[0], tied[2]], [1, 0])
+
+
+# --- the authors' per-proposal post-processing (bench.py's baseline) and the array forms --------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_authors_postprocess_gives_the_reference_detections(seed):
+    from authors_postprocess import authors_detect
+
+    rng = np.random.default_rng(100 + seed)
+    t = [1, 2, 11, 40, 75][seed]
+    act = rng.uniform(0, 0.3, 3)
+    seg = smooth_curves(rng, t, 3) if seed else np.array([[0.42, 0.9, 0.1]])
+    gaps: list[float] = []
+    slow = ref_detect(act, seg, t + seed, gaps=gaps, **DEFAULTS)
+    assert all(g > 1e-9 for g in gaps)
+    assert_same_detections(authors_detect(act, seg, t + seed, **DEFAULTS), slow)
+
+
+def adversarial_proposals(rng: np.random.Generator, k: int) -> np.ndarray:
+    """Proposals on a coarse grid: identical duplicates, nested runs, touching and empty segments, tied scores."""
+    s = rng.integers(0, 12, k).astype(float)
+    e = s + rng.integers(0, 6, k)
+    return np.stack([s, e, rng.integers(0, 4, k) / 4], axis=1)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(("alpha", "iou_th"), [(0.5, 0.1), (0.8, 0.0), (0.3, 0.7)])
+def test_soft_nms_bit_identical_to_the_all_pairs_loop_on_ties(seed, alpha, iou_th):
+    # the compiled kernel visits only intersecting pairs; a plain all-pairs loop with the same float operations
+    # must give the same emitted rows bit for bit (ties everywhere: the pick order is the whole test)
+    rng = np.random.default_rng(seed)
+    props = adversarial_proposals(rng, [0, 1, 2, 11, 40, 97, 150, 300][seed])
+    remaining = [list(p) for p in props]
+    expected = []
+    while remaining:
+        best = max(range(len(remaining)), key=lambda i: (remaining[i][2], -i))
+        pick = remaining.pop(best)
+        expected.append(pick)
+        for p in remaining:
+            inter = max(0.0, min(pick[1], p[1]) - max(pick[0], p[0]))
+            union = (pick[1] - pick[0]) + (p[1] - p[0]) - inter
+            iou = inter / union if union else math.nan
+            if iou > iou_th:
+                p[2] *= math.exp(-(iou * iou) / alpha)
+    assert soft_nms(props, alpha, iou_th).tolist() == expected
+
+
+def test_soft_nms_rejects_a_non_positive_alpha():
+    with pytest.raises(ValueError, match="alpha"):
+        soft_nms(np.array([[0.0, 1.0, 0.5]]), alpha=0.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_detect_arrays_is_detect(seed):
+    rng = np.random.default_rng(seed)
+    act, seg = rng.uniform(0, 0.3, 4), smooth_curves(rng, [1, 2, 11, 60][seed], 4)
+    cls, kept = postprocess.detect_arrays(act, seg, 30, **DEFAULTS)
+    assert cls.dtype == np.int64 and kept.shape == (len(cls), 3)
+    assert [(c, s, e, p) for c, (s, e, p) in zip(cls.tolist(), kept.tolist(), strict=True)] == detect(
+        act, seg, 30, **DEFAULTS
+    )
+
+
+def test_ambiguous_overlap_against_reference():
+    rng = np.random.default_rng(5)
+    videos = ["a", "b", "c", "d"]
+    video = rng.integers(0, 4, 60)
+    seg = np.sort(rng.integers(0, 20, (60, 2)), axis=1).astype(float)
+    amb = {"a": [(2.0, 5.0), (9.0, 9.0)], "b": [(0.0, 20.0)], "d": [(5.0, 6.0), (6.0, 8.0), (1.0, 3.0)], "x": [(0, 9)]}
+    got = postprocess.ambiguous_overlap(video, seg, videos, amb)
+    want = [any(max(a, s) < min(b, e) for a, b in amb.get(videos[v], [])) for v, (s, e) in zip(video, seg, strict=True)]
+    assert got.tolist() == want
+    assert postprocess.ambiguous_overlap(np.zeros(0, np.int64), np.zeros((0, 2)), videos, amb).tolist() == []
+
+
+def test_oic_proposals_unsorted_and_repeated_thresholds_keep_the_given_order():
+    # the compiled scan sorts the thresholds to walk the frames once; the output must stay in the order given
+    rng = np.random.default_rng(12)
+    scores = np.clip(smooth_curves(rng, 200, 1)[:, 0], 0, 1)
+    for th in ([0.7, 0.2, 0.45, 0.2, 0.9, 0.05], [0.5], [0.3, 0.3]):
+        fast = postprocess.oic_proposals(scores, np.array(th), 0.2, fps=30)
+        slow = np.array(ref_proposals(scores.tolist(), th, 0.2, 30)).reshape(-1, 3)
+        assert fast.shape == slow.shape and np.array_equal(fast[:, :2], slow[:, :2])
+        np.testing.assert_allclose(fast[:, 2], slow[:, 2], rtol=0, atol=1e-12)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import dataset
+import evaluate
 import inference
 import main
 import train
@@ -124,7 +125,8 @@ def test_run_keeps_the_rounded_best_checkpoint(tiny_data, tmp_path, monkeypatch,
     def fake_test_pass(model, split, cfg, device, keep_scores=False):
         avg = next(avgs)
         preds = {v: [{"label": split.classes[0], "score": avg, "segment": [0.0, 1.0]}] for v in split.videos}
-        return inference.EvalResult(0.5, np.full(7, avg), preds, {}, np.full((len(split.classes), 7), avg))
+        detections = evaluate.Detections.from_dict(preds)
+        return inference.EvalResult(0.5, np.full(7, avg), detections, {}, np.full((len(split.classes), 7), avg))
 
     monkeypatch.setattr(train, "test_pass", fake_test_pass)
     save = tmp_path / "run"
