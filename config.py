@@ -123,6 +123,11 @@ SEED = (lambda v: 0 <= v < 2**32, "in [0, 2**32)")  # numpy.random.seed's range
 MAX_RATE = 1024  # post-processing scores rate × L frames per video (method §9.3); I3D snippets have 16
 MAX_WORKERS = max(16, 4 * (os.cpu_count() or 1))  # each data-loading worker is a process with its own memory
 MAX_SEEDS = 100  # one full training run, and one folder, per seed
+MAX_RESAMPLES = 10_000  # bootstrap: memory grows with resamples × videos (× classes × tIoUs)
+RESAMPLES = (
+    lambda v: 1 <= v <= MAX_RESAMPLES,
+    f"in [1, {MAX_RESAMPLES}] (memory grows with the resamples; a 95 % interval settles long before)",
+)
 FLAG_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "num_seg": AT_LEAST_1,
     "batch_size": AT_LEAST_1,
@@ -133,7 +138,7 @@ FLAG_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
         f"in [1, {MAX_RATE}] (frames per snippet; post-processing works on rate × L frames)",
     ),
     "stop_at": AT_LEAST_1,
-    "bootstrap": AT_LEAST_1,
+    "bootstrap": RESAMPLES,
     "workers": (lambda v: 0 <= v <= MAX_WORKERS, f"in [0, {MAX_WORKERS}] (4 × this machine's CPUs, at least 16)"),
     "seed": SEED,
     "init_lr": POSITIVE,
@@ -179,6 +184,11 @@ def validate(cfg: Config) -> None:
             raise InputError("--seeds trains one run per seed; it does not go with --model_file or --video")
     if cfg.video and not cfg.model_file:
         raise InputError(f"--video needs --model_file, a trained ACRNet checkpoint: {CHECKPOINT_HELP}")
+    if cfg.bootstrap is not None and (cfg.video or not cfg.model_file):
+        raise InputError(
+            "--bootstrap gives intervals of a checkpoint's test mAP: give --model_file (not --video); for a run's "
+            "predictions use python evaluate.py GT PRED --bootstrap"
+        )
     if cfg.diagnose and (cfg.video or not cfg.model_file):
         raise InputError(
             "--diagnose diagnoses a checkpoint's test run: give --model_file (not --video); for a run's predictions "

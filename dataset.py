@@ -22,7 +22,16 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from utils import InputError, JSONNumber, Progress, atomic_text_write, number_problem, read_json, warn_once
+from utils import (
+    InputError,
+    JSONNumber,
+    Progress,
+    atomic_text_write,
+    number_problem,
+    read_json,
+    safe_file_name,
+    warn_once,
+)
 from wtalc import (
     WTALC_FEATURES,
     WTALC_NAMES,
@@ -670,6 +679,8 @@ def load_split(
     check_class_list(annotations, info, source)
     warn_unknown_subsets(annotations, info, source)
     ids, skipped = split_videos(annotations, data_name, split)
+    for v in ids:  # feature files are named after the ids: an id that is a path is refused, not "not found"
+        safe_file_name(v, source)
     if not ids:
         subsets = sorted({e["subset"] for e in annotations.values()})
         raise InputError(f"{source}: no {split} videos (subsets present: {', '.join(subsets)})")

@@ -25,6 +25,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from config import RESAMPLES
 from dataset import (
     DATASETS,
     id_candidates,
@@ -391,10 +392,13 @@ def evaluate_files(
     import bootstrap as boot  # the resampling layer on top of this module's matches
 
     paths = [pred_path] if isinstance(pred_path, str | Path) else list(pred_path)
-    if bootstrap is not None and bootstrap < 1:
-        raise InputError(f"--bootstrap {bootstrap}: give the number of resamples, at least 1")
+    if bootstrap is not None and not RESAMPLES[0](bootstrap):
+        raise InputError(f"--bootstrap {bootstrap}: give the number of resamples, {RESAMPLES[1]}")
     if not 0 <= seed < 2**63:
         raise InputError(f"--seed {seed}: give a seed ≥ 0")
+    if out is not None and (Path(out).is_dir() or not Path(out).parent.is_dir()):
+        why = "is a folder, not a file" if Path(out).is_dir() else f"its folder {Path(out).parent} does not exist"
+        raise InputError(f"--out {out}: {why}")
     if diagnose_dir is not None and len(paths) > 1:
         raise InputError(f"--diagnose diagnoses one predictions file, not {len(paths)}: run it once per file")
     annotations = read_annotations(gt_path)

@@ -226,7 +226,10 @@ def interrupted_hint(cfg: Config | None, started: float) -> str:
         return f"no resume file yet (the first is written at step {step}'s evaluation): run the same command again"
     if not resumable:
         return "no resume file yet, but outputs of the interrupted run: run the same command with --overwrite"
-    return f"continue with {' '.join(flags)} (from the last evaluation or --stop_at pause)"
+    return (
+        f"continue: the same command with {' '.join(flags)} added (from the last evaluation or --stop_at pause; the "
+        f"run's settings are also in {Path(cfg.save_path) / (cfg.data_name + '_config.json')}, for --config)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

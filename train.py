@@ -419,7 +419,10 @@ def read_resume(path: Path, cfg: Any, data: str, row_length: int, into: TrainSta
         if not _plain(old):
             raise bad(f"'config.{key}'", f"expected a setting's value, found {describe(old)}")
         if old != new:
-            raise InputError(f"{path}: run was started with --{key} {old}, now {new}; use the same settings to resume")
+            raise InputError(
+                f"{path}: run was started with --{key} {old}, now {new}; use the same settings to resume (they are in "
+                f"{Path(cfg.save_path) / (cfg.data_name + '_config.json')}: python main.py --config FILE --resume)"
+            )
     if state["data"] != data:
         raise InputError(
             f"{path}: run was started on other data (training/selection videos, snippet counts or annotations "

@@ -167,21 +167,34 @@ def test_cli_bad_bootstrap_count_is_one_line(tmp_path, capsys):
     gt_path.write_text(json.dumps({"database": {"v": {"subset": "validation", "annotations": [gt("a", 0, 1)]}}}))
     p = tmp_path / "p.json"
     p.write_text(json.dumps({"v": []}))
-    assert evaluate.main([str(gt_path), str(p), "--bootstrap", "0"]) == 2
+    for n in ("0", "10001", "100000000"):
+        assert evaluate.main([str(gt_path), str(p), "--bootstrap", n]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        rule = "in [1, 10000] (memory grows with the resamples; a 95 % interval settles long before)"
+        assert err == [f"error: --bootstrap {n}: give the number of resamples, {rule}"]
+    assert evaluate.main([str(gt_path), str(p), "--out", str(tmp_path / "nowhere" / "ci.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: --bootstrap 0: give the number of resamples, at least 1"]
+    assert err == [f"error: --out {tmp_path / 'nowhere' / 'ci.json'}: its folder {tmp_path / 'nowhere'} does not exist"]
+    assert not (tmp_path / "nowhere").exists()
+    assert evaluate.main([str(gt_path), str(p), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --out {tmp_path}: is a folder, not a file"
 
 
 def test_main_bootstrap_flag_and_interval_table():
+    import config
     import inference
     import main
     from utils import InputError
 
-    assert main.make_config(["--bootstrap"]).bootstrap == 1000
-    assert main.make_config(["--bootstrap", "50"]).bootstrap == 50
+    parse = main.build_parser().parse_args
+    assert parse(["--bootstrap"]).bootstrap == 1000 and parse(["--bootstrap", "50"]).bootstrap == 50
     assert main.make_config([]).bootstrap is None
-    with pytest.raises(InputError, match=r"--bootstrap 0: must be at least 1"):
-        main.make_config(["--bootstrap", "0"])
+    with pytest.raises(InputError, match=r"--bootstrap 0: must be in \[1, 10000\]"):
+        config.validate(config.Config(bootstrap=0, model_file="x.pth"))
+    for cfg in (config.Config(bootstrap=1000), config.Config(bootstrap=9, model_file="x.pth", video="v.mp4")):
+        with pytest.raises(InputError, match=r"^--bootstrap gives intervals of a checkpoint's test mAP: give --model"):
+            config.validate(cfg)  # a training run would ignore it
+    config.validate(config.Config(bootstrap=9, model_file="x.pth"))
     rng = np.random.default_rng(1)
     ground_truth, predictions = random_case(rng, 12, coarse=False)
     m = match(ground_truth, Detections.from_dict(predictions), THUMOS_TIOU)

@@ -464,8 +464,19 @@ def test_ctrl_c_with_a_resume_file_says_resume(tiny_data, tmp_path, monkeypatch,
 
     monkeypatch.setattr(train, "train_step", step)
     assert main.main(argv) == 130
-    hint = "continue with --resume (from the last evaluation or --stop_at pause)"
+    config_file = save / "thumos14_config.json"
+    hint = (
+        "continue: the same command with --resume added (from the last evaluation or --stop_at pause; the run's "
+        f"settings are also in {config_file}, for --config)"
+    )
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"interrupted; {hint}"
+    monkeypatch.setattr(train, "train_step", orig)
+    assert main.main([*argv, "--resume"]) == 0  # what the hint says works
+    capsys.readouterr()
+    assert main.main([*argv, "--resume", "--num_iter", "5"]) == 2  # another setting: the message names the file
+    err = capsys.readouterr().err.strip()
+    rerun = f"use the same settings to resume (they are in {config_file}: python main.py --config FILE --resume)"
+    assert err.endswith(rerun)
     # A test or --video run has nothing to resume; nor a command stopped before its config was made.
     for cfg in (main.Config(model_file="x.pth"), None):
         assert main.interrupted_hint(cfg, 0) == "nothing to resume: run the command again"

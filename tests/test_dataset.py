@@ -710,3 +710,20 @@ def test_skip_bad_names_the_skipped_videos(anet, tmp_path):
         f"  … 1 more in {listed}",
     ]
     assert listed.read_text().splitlines() == [f"{v}\t{r}" for v, r in tr.skipped] and len(tr.skipped) == 2
+
+
+@pytest.mark.parametrize("video", ["../../evil_video", "a\\b", "..", "v\x00x"])
+def test_a_video_id_that_is_a_path_is_refused_not_looked_up(anet, video):
+    db = dict(anet["db"])
+    db[video] = {"subset": "training", "annotations": [{"label": "A", "segment": [0, 1]}]}
+    source = anet["root"] / "annotations_1.2.json"
+    source.write_text(json.dumps({"database": db}))
+    with pytest.raises(InputError) as err:
+        D.load_split(anet["data"], "activitynet1.2", "train", skip_bad=True, progress=False)
+    assert str(err.value) == f"{source}: video name {ascii(video)}: cannot be a file name " + (
+        "(it holds a path separator, / or \\)"
+        if "/" in video or "\\" in video
+        else ".. names a folder)"
+        if video == ".."
+        else "(it holds a NUL or other control character)"
+    ).replace(".. names", "(.. names")

@@ -91,7 +91,8 @@ BAD_FLAGS = [
         "in [1, 1024] (frames per snippet; post-processing works on rate × L frames)",
     ),  # post-processing's frame-level scores: rate × L per video
     ("stop_at", "0", "at least 1"),
-    ("bootstrap", "0", "at least 1"),
+    ("bootstrap", "0", "in [1, 10000] (memory grows with the resamples; a 95 % interval settles long before)"),
+    ("bootstrap", "10001", "in [1, 10000] (memory grows with the resamples; a 95 % interval settles long before)"),
     ("workers", "-1", f"in [0, {config.MAX_WORKERS}] (4 × this machine's CPUs, at least 16)"),
     ("workers", str(config.MAX_WORKERS + 1), f"in [0, {config.MAX_WORKERS}] (4 × this machine's CPUs, at least 16)"),
     ("seed", str(2**32), "in [0, 2**32)"),
