@@ -563,11 +563,7 @@ def bench_postprocess(args: argparse.Namespace) -> None:
 
     def fast() -> tuple[Detections, np.ndarray]:
         found = [detect_arrays(act, seg, L, **opts) for _, act, seg, L in inputs]
-        rows = np.concatenate([r for _, r in found])
-        det = Detections(
-            videos, classes, np.repeat(np.arange(len(videos)), [len(c) for c, _ in found]),
-            np.concatenate([c for c, _ in found]), rows[:, :2], rows[:, 2],
-        )  # fmt: skip
+        det = Detections.from_videos(videos, classes, found)
         det = det.select(~ambiguous_overlap(det.video, det.segment, videos, d["ambiguous"]))
         return det, class_ap(match(d["ground_truth"], det, tiou)).mean(axis=0)
 
@@ -637,11 +633,7 @@ def bench_bootstrap(args: argparse.Namespace) -> None:
     d = thumos_test_outputs(args.quick)
     videos, classes, tiou, gt = d["videos"], d["classes"], d["tiou"], d["ground_truth"]
     found = [detect_arrays(act, seg, L, **d["opts"]) for _, act, seg, L in d["inputs"]]
-    rows = np.concatenate([r for _, r in found])
-    det = Detections(
-        videos, classes, np.repeat(np.arange(len(videos)), [len(c) for c, _ in found]),
-        np.concatenate([c for c, _ in found]), rows[:, :2], rows[:, 2],
-    )  # fmt: skip
+    det = Detections.from_videos(videos, classes, found)
     det = det.select(~ambiguous_overlap(det.video, det.segment, videos, d["ambiguous"]))
     n_boot = 100 if args.quick else 1000
     for top in (150, None):  # ~30k predictions (a real run's scale: the 150 best per video), then all

@@ -38,6 +38,11 @@ def resampled_maps(matches: Matches, counts: np.ndarray) -> np.ndarray:
     return np.divide(total, n, out=np.full(total.shape, np.nan), where=n > 0)
 
 
+def with_avg(maps: np.ndarray) -> np.ndarray:
+    """maps [..., n_tiou] → [..., n_tiou + 1]: mAP@AVG (the mean over the tIoUs) appended as the last column."""
+    return np.concatenate([maps, maps.mean(axis=-1, keepdims=True)], axis=-1)
+
+
 def percentile_interval(samples: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
     """samples [B, ...] → (low, high) [...]: the (1 - level)/2 and (1 + level)/2 percentiles over B (NaN skipped)."""
     q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])

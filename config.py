@@ -268,6 +268,10 @@ class _OutOfRange(ValueError):
     """A value of the right type that its flag's range refuses; the message says what it must be."""
 
 
+class _NotFinite(_OutOfRange):
+    """A number that is not finite (1e400, a 400-digit integer, NaN, Infinity); the message names it as written."""
+
+
 def _value(key: str, value: Any, kind: str) -> Any:
     """One setting's value, by its Config type (`kind`: "int", "float | None", "list[float]", ...) → the value as the
     Config holds it. ValueError: not of the type (or choice); _OutOfRange: outside its flag's range or not finite."""
@@ -276,7 +280,7 @@ def _value(key: str, value: Any, kind: str) -> Any:
     numbers = value if base.startswith("list[") and isinstance(value, list) else [value]
     for x in numbers:  # 1e400, a 400-digit integer, NaN, Infinity: named as written, not as inf / nan
         if number(x) and not is_finite_number(x):
-            raise _OutOfRange(number_problem(x))
+            raise _NotFinite(number_problem(x))
     if value is None and "None" in kind:
         return None
     original = value
@@ -287,7 +291,7 @@ def _value(key: str, value: Any, kind: str) -> Any:
     elif base == "float" and isinstance(value, str):
         value = float(value)  # YAML reads 1e-4 (no dot) as a string
         if not math.isfinite(value):
-            raise _OutOfRange(f"{show_value(original)} is not a finite number")
+            raise _NotFinite(f"{show_value(original)} is not a finite number")
     ok = {
         "bool": lambda v: isinstance(v, bool),
         "int": lambda v: number(v) and isinstance(v, int),
@@ -314,11 +318,11 @@ def _setting(path: Path, key: str, value: Any, kind: str) -> Any:
     """One setting of a settings file → the value; else one line naming the file and the setting."""
     try:
         return _value(key, value, kind)
-    except _OutOfRange as e:
-        if str(e).startswith("must"):
-            shown = f"{value:g}" if type(value) is float else show_value(value)
-            raise InputError(f"{path}: --{key} {shown}: {e}") from None
+    except _NotFinite as e:
         raise InputError(f"{path}: setting {key}: {e}") from None
+    except _OutOfRange as e:
+        shown = f"{value:g}" if type(value) is float else show_value(value)
+        raise InputError(f"{path}: --{key} {shown}: {e}") from None
     except ValueError:
         raise InputError(f"{path}: setting {key}: {show_value(value)} is not {_expected(key, kind)}") from None
     except InputError as e:

@@ -62,6 +62,22 @@ class Detections:
     score: np.ndarray
 
     @classmethod
+    def from_videos(
+        cls, videos: list[str], classes: list[str], found: Sequence[tuple[np.ndarray, np.ndarray]]
+    ) -> Detections:
+        """Per video in `videos`, postprocess.detect_arrays's (class_index [D], (start, end, score) [D, 3]) →
+        Detections, the videos' rows in order."""
+        rows = np.concatenate([d for _, d in found]) if found else np.zeros((0, 3))
+        return cls(
+            videos,
+            classes,
+            np.repeat(np.arange(len(videos), dtype=np.int64), [len(c) for c, _ in found]),
+            np.concatenate([c for c, _ in found]).astype(np.int64) if found else np.zeros(0, np.int64),
+            rows[:, :2],
+            rows[:, 2],
+        )
+
+    @classmethod
     def from_dict(cls, predictions: Mapping[str, Sequence[Mapping[str, Any]]]) -> Detections:
         """{video: [{"label", "score", "segment"}]} → Detections (videos in the given order, classes sorted)."""
         videos = list(predictions)
@@ -464,8 +480,8 @@ def evaluate_files(
     if bootstrap is not None:
         counts = boot.resample_counts(len(ground_truth), bootstrap, seed)
         samples = np.stack([boot.resampled_maps(m, counts) for m in matches], axis=1)  # [B, M, n_th]
-        with_avg = np.concatenate([samples, samples.mean(axis=2, keepdims=True)], axis=2)  # [B, M, n_th + 1]
-        intervals = boot.percentile_interval(with_avg)  # (low, high) [M, n_th + 1]
+        sampled = boot.with_avg(samples)  # [B, M, n_th + 1]
+        intervals = boot.percentile_interval(sampled)  # (low, high) [M, n_th + 1]
         header += f"\n95 % intervals: {bootstrap} resamples of the {len(ground_truth)} test videos (seed {seed})"
     rows = []
     for i, name in enumerate(names):
@@ -481,7 +497,7 @@ def evaluate_files(
         report.append(format_table(["class", *names], cells, title="AP per class, averaged over the tIoUs (%)"))
     comparisons = []
     if bootstrap is not None and len(paths) > 1:
-        comparisons = boot.compare(names, maps.mean(axis=1), with_avg[:, :, -1])
+        comparisons = boot.compare(names, maps.mean(axis=1), sampled[:, :, -1])
         cells = [
             [f"{c.a} − {c.b}", f"{100 * c.difference:+.2f}", f"{100 * c.low:+.2f} … {100 * c.high:+.2f}",
              f"{100 * c.flip_share:.1f} %" if c.flip_share == c.flip_share else "—"]

@@ -137,15 +137,7 @@ def test_pass(
         videos.append(video)
         if keep_scores:
             scores[video] = (seg, act, int(num_snippets))
-    rows = np.concatenate([d for _, d in found]) if found else np.zeros((0, 3))
-    detections = evaluate.Detections(
-        videos,
-        classes,
-        np.repeat(np.arange(len(videos), dtype=np.int64), [len(c) for c, _ in found]),
-        np.concatenate([c for c, _ in found]) if found else np.zeros(0, np.int64),
-        rows[:, :2],
-        rows[:, 2],
-    )
+    detections = evaluate.Detections.from_videos(videos, classes, found)
     if cfg.data_name == "thumos14":  # method §9.7
         detections = detections.select(
             ~postprocess.ambiguous_overlap(detections.video, detections.segment, videos, split.ambiguous)
@@ -320,7 +312,7 @@ def test_checkpoint(cfg: Any, device: torch.device) -> EvalResult:
 def interval_table(matches: evaluate.Matches, n_resamples: int, title: str, seed: int = 0) -> str:
     """The test summary's 95 % intervals: mAP per tIoU and AVG over `n_resamples` resamples of the test videos."""
     samples = bootstrap.resampled_maps(matches, bootstrap.resample_counts(matches.n_videos, n_resamples, seed))
-    low, high = bootstrap.percentile_interval(np.concatenate([samples, samples.mean(axis=1, keepdims=True)], axis=1))
+    low, high = bootstrap.percentile_interval(bootstrap.with_avg(samples))
     head = [f"@{t:g}" for t in matches.thresholds] + ["AVG"]
     cells = [f"{100 * lo:.1f}–{100 * hi:.1f}" for lo, hi in zip(low, high, strict=True)]
     note = f"{title}: 95 % intervals, {n_resamples} resamples of the {matches.n_videos} test videos (seed {seed})"

@@ -238,11 +238,17 @@ def soft_nms(proposals: np.ndarray, alpha: float = 0.5, iou_th: float = 0.1) -> 
     Compiled with numba: the picks are sequential, and a numpy call per pick costs more than the whole pick.
     """
     props = np.array(proposals, dtype=np.float64).reshape(-1, 3)
+    _check_soft_nms(props, alpha)
+    return _soft_nms_kernel(props, float(alpha), float(iou_th))
+
+
+def _check_soft_nms(props: np.ndarray, alpha: float) -> None:
+    """ValueError unless soft-NMS can run on props [K, 3]: finite scores, alpha > 0 (the kernel relies on
+    exp(-0/alpha) = 1)."""
     if not np.isfinite(props[:, 2]).all():
         raise ValueError("soft_nms: proposal scores must be finite")
-    if not alpha > 0:  # the kernel relies on exp(-0/alpha) = 1
+    if not alpha > 0:
         raise ValueError(f"soft_nms: alpha must be > 0, got {alpha}")
-    return _soft_nms_kernel(props, float(alpha), float(iou_th))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -273,14 +279,11 @@ def detect_arrays(
     seg_score = np.asarray(seg_score, dtype=np.float64)
     if seg_score.ndim != 2 or seg_score.shape[0] == 0 or seg_score.shape[1] != act_score.shape[0]:
         raise ValueError(f"seg_score {seg_score.shape} does not match act_score {act_score.shape} as [T', C] / [C]")
-    if not alpha > 0:
-        raise ValueError(f"soft-NMS alpha must be > 0, got {alpha}")
     classes = predicted_classes(act_score, cls_th)
     frames = np.ascontiguousarray(frame_scores(seg_score[:, classes], rate * int(num_snippets)))  # [F, K]
     thresholds = np.asarray(act_th, dtype=np.float64).reshape(-1)
     props, ptr = _oic_kernel(frames, _fixed_point_prefix(frames), thresholds, act_score[classes], float(fps), 2)
-    if not np.isfinite(props[:, 2]).all():
-        raise ValueError("soft_nms: proposal scores must be finite")
+    _check_soft_nms(props, alpha)
     kept = _soft_nms_blocks(props, ptr, float(alpha), float(iou_th))
     return np.repeat(classes.astype(np.int64), np.diff(ptr)), kept
 

@@ -455,22 +455,15 @@ def test_ctrl_c_before_the_first_resume_file_says_what_works(
 def test_ctrl_c_with_a_resume_file_says_resume(tiny_data, tmp_path, monkeypatch, capsys):
     save = tmp_path / "out"
     argv = ["--data_path", str(tiny_data), *TINY, "--num_iter", "3", "--eval_iter", "1", "--save_path", str(save)]
-    orig = train.train_step
-
-    def step(state, *args, **kwargs):
-        if state.step == 1:
-            raise KeyboardInterrupt
-        return orig(state, *args, **kwargs)
-
-    monkeypatch.setattr(train, "train_step", step)
-    assert main.main(argv) == 130
+    with monkeypatch.context() as m:
+        _interrupt_at(m, "step 1")
+        assert main.main(argv) == 130
     config_file = save / "thumos14_config.json"
     hint = (
         "continue: the same command with --resume added (from the last evaluation or --stop_at pause; the run's "
         f"settings are also in {config_file}, for --config)"
     )
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"interrupted; {hint}"
-    monkeypatch.setattr(train, "train_step", orig)
     assert main.main([*argv, "--resume"]) == 0  # what the hint says works
     capsys.readouterr()
     assert main.main([*argv, "--resume", "--num_iter", "5"]) == 2  # another setting: the message names the file
